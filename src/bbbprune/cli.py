@@ -1,0 +1,98 @@
+"""The ``bbbprune`` command: ``bbbprune <command> [hydra overrides...]``.
+
+Commands: train, prune, table, data. Each composes the same root config (conf/config.yaml,
+shipped inside the package as bbbprune.conf) and accepts Hydra's options, e.g. ``-m`` sweeps.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from .errors import UserError
+
+USAGE = """usage: bbbprune <command> [key=value ...] [-m]
+
+commands:
+  train   train one model (method=, dataset=, model=, scale=, seed=) and evaluate its pruning
+  prune   prune a trained run:  run=<run dir> prune.criterion=snr prune.fraction=0.9
+  table   gather records into results/<experiment>.md:  experiment=<name>
+  data    provision a dataset:  dataset=mnist|fmnist|cifar10
+
+Hydra options work after the command: -m (multirun sweep), --cfg job, --help."""
+
+
+def cmd_train(cfg: DictConfig) -> None:
+    from .train import train
+
+    train(cfg)
+
+
+def cmd_prune(cfg: DictConfig) -> None:
+    from pathlib import Path
+
+    from .train import evaluate_pruning
+
+    if not cfg.run:
+        raise UserError("bbbprune prune needs run=<run directory> (see runs/)")
+    recs = evaluate_pruning(Path(cfg.run), cfg, [cfg.prune.criterion], [cfg.prune.fraction],
+                            overwrite=True)
+    for r in recs:
+        print(f"{r['run']}: {r['criterion']} {r['fraction']:.2%} ({r['prediction']}): "
+              f"sparsity {r['achieved_sparsity']:.4f}, test error {r['error']:.2f}%")
+
+
+def cmd_table(cfg: DictConfig) -> None:
+    from .report import write_experiment_report
+
+    write_experiment_report(cfg)
+
+
+def cmd_data(cfg: DictConfig) -> None:
+    from pathlib import Path
+
+    from .data import provision
+
+    folder = provision(cfg.dataset.name, Path(cfg.dataset.root), tuple(cfg.dataset.sources),
+                       bool(cfg.dataset.verify))
+    print(f"{cfg.dataset.name}: ready in {folder} (checksums verified: {bool(cfg.dataset.verify)})")
+
+
+COMMANDS = {"train": cmd_train, "prune": cmd_prune, "table": cmd_table, "data": cmd_data}
+
+
+def _guarded(command):
+    def task(cfg: DictConfig) -> None:
+        try:
+            command(cfg)
+        except UserError as exc:
+            print(f"bbbprune: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("bbbprune: interrupted (the last complete checkpoint is kept; "
+                  "rerun with train.resume=true)", file=sys.stderr)
+            sys.exit(130)
+
+    return task
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    command = argv[0]
+    if command not in COMMANDS:
+        print(f"bbbprune: error: unknown command {command!r}; valid: {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [f"bbbprune {command}", *argv[1:]]
+    app = hydra.main(version_base="1.3", config_path="pkg://bbbprune.conf",
+                     config_name="config")(_guarded(COMMANDS[command]))
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Figures written next to the tables: loss curves, weight-value histograms (Blundell et al.
+2015, Fig. 1 style), and the density of the signal-to-noise ratio in dB, 10·log10(|μ|/σ)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .errors import UserError  # noqa: E402
+from .layers import prunable_layers  # noqa: E402
+from .runs import METRICS, load_run, run_directory  # noqa: E402
+from .storage import read_json  # noqa: E402
+
+
+def _finished(jobs):
+    for job in jobs:
+        run_dir = run_directory(job)
+        if (run_dir / METRICS).exists() and read_json(run_dir / METRICS).get("finished"):
+            yield job, run_dir, read_json(run_dir / METRICS)
+
+
+def _label(m: dict) -> str:
+    return f"{m['method']} · {m['dataset']} · {m['model']}"
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+    return path
+
+
+def loss_curves(jobs, path: Path) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for _, _, m in _finished(jobs):
+        ep = [h["epoch"] for h in m["history"]]
+        axes[0].plot(ep, [h["train_loss"] for h in m["history"]], label=_label(m))
+        axes[1].plot(ep, [100 * (1 - h["val_accuracy"]) for h in m["history"]], label=_label(m))
+    axes[0].set(xlabel="epoch", ylabel="training loss (per example)", yscale="log")
+    axes[1].set(xlabel="epoch", ylabel="validation error (%)", yscale="log")
+    axes[1].legend(fontsize=6)
+    return _save(fig, path)
+
+
+def _weights(run_dir: Path):
+    _, _, model, _ = load_run(run_dir)
+    layers = prunable_layers(model).values()
+    mu = torch.cat([m.point_weight().detach().flatten() for m in layers])
+    sigma = None
+    if all(hasattr(m, "weight_sigma") for m in layers):
+        sigma = torch.cat([m.weight_sigma().detach().flatten() for m in layers])
+    return mu, sigma
+
+
+def weight_histograms(jobs, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for _, run_dir, m in _finished(jobs):
+        mu, _ = _weights(run_dir)
+        ax.hist(mu.clamp(-0.3, 0.3).numpy(), bins=200, density=True, histtype="step",
+                label=_label(m))
+    ax.set(xlabel="weight value (μ for Bayes by Backprop), clipped to ±0.3", ylabel="density")
+    ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def snr_density(jobs, path: Path) -> Path | None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for _, run_dir, m in _finished(jobs):
+        mu, sigma = _weights(run_dir)
+        if sigma is None:
+            continue
+        db = 10 * torch.log10(mu.abs() / sigma).clamp_min(-60)
+        ax.hist(db.numpy(), bins=200, density=True, histtype="step", label=_label(m))
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set(xlabel="signal-to-noise ratio 10·log10(|μ|/σ) (dB)", ylabel="density")
+    ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+FIGURES = {"loss_curves": loss_curves, "weight_histograms": weight_histograms,
+           "snr_density": snr_density}
+
+
+def draw_figures(names, jobs, results: Path, experiment: str) -> list[Path]:
+    out = []
+    for name in names:
+        if name not in FIGURES:
+            raise UserError(f"unknown figure {name!r}; valid: {', '.join(FIGURES)}")
+        p = FIGURES[name](jobs, Path(results) / f"{experiment}_{name}.png")
+        if p is not None:
+            out.append(p)
+    return out

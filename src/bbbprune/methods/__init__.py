@@ -1,0 +1,18 @@
+"""Methods: what each adds to the common trainer (layers, loss terms, pruning criteria)."""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from .base import Method, StepInfo
+from .bbb import BayesByBackprop
+from .deterministic import Deterministic
+
+__all__ = ["BayesByBackprop", "Deterministic", "Method", "StepInfo", "build_method"]
+
+
+def build_method(cfg: DictConfig) -> Method:
+    """Instantiate the method from its config (``_target_``); ``optimizer`` is left to the trainer."""
+    node = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "optimizer"])
+    return instantiate(node, _convert_="all")

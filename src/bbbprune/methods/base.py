@@ -1,0 +1,57 @@
+"""The interface through which a method plugs into the common trainer, pruning and evaluation.
+
+A method supplies: the layers its networks are built from, extra loss terms added to the data
+term, the pruning criteria it supports (score functions live in bbbprune.prune), the prediction
+modes it reports, and optionally its own optimizer. The trainer knows nothing else about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..models import LayerFactory
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Where a minibatch sits: batch ``index`` is 1-based among ``n_batches`` (M) in an epoch."""
+
+    epoch: int
+    index: int
+    n_batches: int
+    n_train: int
+
+
+class Method:
+    """Base method: deterministic layers, no extra loss, magnitude/random pruning, mean prediction."""
+
+    criteria: tuple[str, ...] = ("magnitude", "random")
+    prediction_modes: tuple[str, ...] = ("mean",)
+    train_samples: int = 1  # Monte Carlo forward passes per training step
+    eval_samples: int = 1  # forward passes averaged by the "sampled" prediction mode
+
+    def __init__(self, name: str, dropout: float = 0.0, criteria=None):
+        if not 0.0 <= float(dropout) < 1.0:
+            raise UserError(f"method.dropout must be in [0, 1), got {dropout}")
+        self.name = name
+        self.dropout = float(dropout)
+        if criteria is not None:
+            self.criteria = tuple(criteria)
+
+    def layer_factory(self) -> LayerFactory:
+        raise NotImplementedError
+
+    def loss_terms(self, model: nn.Module, step: StepInfo) -> dict[str, torch.Tensor]:
+        """Terms added to the mean cross-entropy of the minibatch (per-example units)."""
+        return {}
+
+    def make_optimizer(self, model: nn.Module, optimizer_factory) -> torch.optim.Optimizer:
+        return optimizer_factory(model.parameters())
+
+    def describe(self) -> dict:
+        """What the records say about this method."""
+        return {"method": self.name}

@@ -1,0 +1,190 @@
+"""Records → markdown tables and PNG figures under results/.
+
+``bbbprune table experiment=<name>`` expands the experiment's sweep (``hydra.sweeper.params``)
+into the same job configs ``bbbprune train -m experiment=<name>`` trains, finds each job's run
+directory, reads its records, and writes ``results/<name>.md`` (and figures). Jobs without a
+finished run are listed as missing; nothing is ever typed in by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import UserError
+from .runs import METRICS, RECORDS, run_directory
+from .storage import git_commit, read_json, write_text
+
+COLUMN_DEFINITIONS = {
+    "error": "test error in %, 100 · (1 − accuracy), on the 10,000 test images",
+    "accuracy": "test accuracy (fraction correct) on the 10,000 test images",
+    "nll": "mean negative log-likelihood of the test labels",
+}
+
+
+def sweep_overrides(params) -> list[list[str]]:
+    """Expand ``{key: "a,b", other: "x,y"}`` into the grid of override lists Hydra's basic
+    sweeper runs (parsed by Hydra's own override parser)."""
+    if not params:
+        return [[]]
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+              else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in parsed]
+    return [list(combo) for combo in itertools.product(*values)]
+
+
+def experiment_jobs(cfg: DictConfig) -> list[DictConfig]:
+    """The composed config of every job in the experiment's sweep."""
+    hc = HydraConfig.get()
+    base = [o for o in hc.overrides.task]
+    grid = sweep_overrides(OmegaConf.to_container(hc.sweeper.params) if hc.sweeper.params else {})
+    swept = {o.split("=")[0] for combo in grid for o in combo}
+    base = [o for o in base if o.split("=")[0].lstrip("+~") not in swept]
+    return [compose(config_name="config", overrides=base + combo) for combo in grid]
+
+
+def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]:
+    """Records and metrics of every job's run; the names of jobs not (yet) finished."""
+    records, runs, missing = [], [], []
+    for job in jobs:
+        run_dir = run_directory(job)
+        metrics_file = run_dir / METRICS
+        if not metrics_file.exists() or not read_json(metrics_file).get("finished"):
+            missing.append(run_dir.name)
+            continue
+        runs.append(read_json(metrics_file))
+        for path in sorted((run_dir / RECORDS).glob("*.json")):
+            records.append(read_json(path))
+    return pd.DataFrame(records), runs, missing
+
+
+def _fmt(values: list[float], fmt: str) -> str:
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return fmt.format(mean)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{fmt.format(mean)} ± {fmt.format(std)}"
+
+
+def _select(df: pd.DataFrame, conditions: dict) -> pd.DataFrame:
+    if df.empty:
+        return df
+    mask = pd.Series(True, index=df.index)
+    for key, value in conditions.items():
+        if key not in df.columns:
+            return df.iloc[0:0]
+        col = df[key]
+        mask &= (col - float(value)).abs() < 1e-9 if isinstance(value, float) else col == value
+    return df[mask]
+
+
+def render_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
+    """One markdown table: rows = spec rows, columns = spec columns; each cell "ours / paper"."""
+    col_field, col_values = spec["columns"]["field"], spec["columns"]["values"]
+    col_labels = spec["columns"].get("labels") or [str(v) for v in col_values]
+    metric, fmt = spec["metric"], spec.get("format", "{:.2f}")
+    fixed = dict(spec.get("fixed", {}))
+    if spec.get("split_by") and split_value is not None:
+        fixed[spec["split_by"]] = split_value
+    header = ["method"] + col_labels
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in spec["rows"]:
+        published = row.get("published")
+        if isinstance(published, dict):
+            published = published.get(split_value)
+        cells = [row["label"]]
+        for j, value in enumerate(col_values):
+            sel = _select(df, {**fixed, **row["select"], col_field: value})
+            ours = _fmt(sel[metric].tolist() if not sel.empty else [], fmt)
+            paper = published[j] if published and j < len(published) else None
+            cells.append(ours if paper is None else f"{ours} / {fmt.format(paper)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_runs(runs: list[dict]) -> str:
+    """Per-run facts: final test error, wall time per epoch, parameter count."""
+    lines = ["| run | epochs | parameters | wall s/epoch | test error % (mean weights) "
+             "| test error % (sampled) |", "|---|---|---|---|---|---|"]
+    for m in sorted(runs, key=lambda r: r["run"]):
+        sampled = m["test"].get("sampled", {}).get("error")
+        lines.append(
+            f"| {m['run']} | {m['epochs']} | {m['parameters']:,} | "
+            f"{m['wall_time_per_epoch_s']:.2f} | {m['test']['mean']['error']:.2f} | "
+            f"{'–' if sampled is None else f'{sampled:.2f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def write_experiment_report(cfg: DictConfig) -> Path:
+    if not cfg.get("table"):
+        raise UserError("bbbprune table needs experiment=<name> (an experiment that defines a "
+                        "table); see conf/experiment/")
+    spec = OmegaConf.to_container(cfg.table, resolve=True)
+    name = spec["name"]
+    jobs = experiment_jobs(cfg)
+    df, runs, missing = gather(jobs)
+    seeds = sorted({r["seed"] for r in runs})
+    commits = sorted({r["commit"] for r in runs})
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [f"# {spec['title']}", ""]
+    out += [
+        f"- scale: **{cfg.scale.name}** ({spec.get('scale_note', '')})".replace(" ()", ""),
+        f"- seeds: {', '.join(map(str, seeds)) or '–'} ({len(seeds)} seed{'s' * (len(seeds) != 1)};"
+        " cells with more than one seed show mean ± std)",
+        f"- commit of the runs: {', '.join(commits) or '–'}; table written by commit {git_commit()}",
+        f"- date: {now}",
+        f"- reproduce: `bbbprune train -m experiment={name} scale={cfg.scale.name}` then "
+        f"`bbbprune table experiment={name} scale={cfg.scale.name}`",
+        f"- source of the published numbers: {spec.get('source', '–')}",
+        "",
+    ]
+    if spec.get("note"):
+        out += [spec["note"].strip(), ""]
+    splits = [None]
+    if spec.get("split_by"):
+        splits = spec.get("split_values") or (
+            sorted(df[spec["split_by"]].unique()) if not df.empty else [None])
+    for value in splits:
+        if value is not None:
+            out += [f"## {spec['split_by']} = {value}", ""]
+        out += [render_table(spec, df, value), ""]
+    out += ["## Columns", ""]
+    out += [f"- **{spec['metric']}**: {COLUMN_DEFINITIONS[spec['metric']]}; "
+            f"{spec.get('columns_note', '')}".rstrip("; "),
+            "- each cell: ours / published (where the source has a number); with several seeds, "
+            "ours is mean ± sample std",
+            "- prunable parameters: the weights of every linear/conv layer; biases are never pruned. "
+            "Fraction = share of prunable weights set to exactly 0, chosen globally across layers "
+            "unless the header says per layer; no retraining after pruning.",
+            "- mean weights: one deterministic pass (posterior means μ for Bayes by Backprop); "
+            "sampled: the predictive averaged over S weight samples.", ""]
+    out += ["## Runs", "", render_runs(runs) if runs else "(none finished)", ""]
+    if missing:
+        out += ["## Missing", "", "Not finished (train them with the command above):", ""]
+        out += [f"- {m}" for m in missing] + [""]
+    results = Path(cfg.paths.results)
+    figures = []
+    if runs and spec.get("figures"):
+        from .figures import draw_figures
+
+        figures = draw_figures(spec["figures"], jobs, results, name)
+        if figures:
+            out += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
+    path = results / f"{name}.md"
+    write_text(path, "\n".join(out))
+    write_text(results / f"{name}.records.json",
+               json.dumps(df.to_dict(orient="records"), indent=1, default=str))
+    print(f"wrote {path} ({len(runs)} runs, {len(df)} records, {len(missing)} missing)")
+    return path
