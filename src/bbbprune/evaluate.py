@@ -19,8 +19,13 @@ PREDICTION_MODES = ("mean", "sampled")
 
 
 @torch.no_grad()
-def predict_log_probs(model: nn.Module, x: torch.Tensor, mode: str = "mean", samples: int = 10,
-                      batch_size: int = 10000) -> torch.Tensor:
+def predict_log_probs(
+    model: nn.Module,
+    x: torch.Tensor,
+    mode: str = "mean",
+    samples: int = 10,
+    batch_size: int = 10000,
+) -> torch.Tensor:
     """Log predictive probabilities, shape (n, classes)."""
     check_choice("prediction mode", mode, PREDICTION_MODES)
     was_training = model.training
@@ -47,6 +52,7 @@ def classification_metrics(log_probs: torch.Tensor, y: torch.Tensor) -> dict:
     return {"accuracy": acc, "error": 100.0 * (1.0 - acc), "nll": nll}
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str = "mean",
-             samples: int = 10) -> dict:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str = "mean", samples: int = 10
+) -> dict:
     return classification_metrics(predict_log_probs(model, x, mode, samples), y)

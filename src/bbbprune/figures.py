@@ -66,8 +66,9 @@ def weight_histograms(jobs, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     for _, run_dir, m in _finished(jobs):
         mu, _ = _weights(run_dir)
-        ax.hist(mu.clamp(-0.3, 0.3).numpy(), bins=200, density=True, histtype="step",
-                label=_label(m))
+        ax.hist(
+            mu.clamp(-0.3, 0.3).numpy(), bins=200, density=True, histtype="step", label=_label(m)
+        )
     ax.set(xlabel="weight value (μ for Bayes by Backprop), clipped to ±0.3", ylabel="density")
     ax.legend(fontsize=6)
     return _save(fig, path)
@@ -91,8 +92,11 @@ def snr_density(jobs, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-FIGURES = {"loss_curves": loss_curves, "weight_histograms": weight_histograms,
-           "snr_density": snr_density}
+FIGURES = {
+    "loss_curves": loss_curves,
+    "weight_histograms": weight_histograms,
+    "snr_density": snr_density,
+}
 
 
 def draw_figures(names, jobs, results: Path, experiment: str) -> list[Path]:

@@ -26,8 +26,15 @@ class LayerFactory:
 class MLP(nn.Module):
     """Flatten → [linear → ReLU → dropout] × len(hidden) → linear (logits)."""
 
-    def __init__(self, layers: LayerFactory, in_features: int, hidden, n_classes: int,
-                 dropout: float = 0.0, input_dropout: float = 0.0):
+    def __init__(
+        self,
+        layers: LayerFactory,
+        in_features: int,
+        hidden,
+        n_classes: int,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+    ):
         super().__init__()
         mods: list[nn.Module] = [nn.Flatten()]
         if input_dropout > 0:
@@ -48,14 +55,26 @@ class MLP(nn.Module):
 class LeNet5(nn.Module):
     """LeNet-5-Caffe: conv 20 (5×5) → pool → conv 50 (5×5) → pool → fc 500 → fc classes."""
 
-    def __init__(self, layers: LayerFactory, input_shape, n_classes: int, conv=(20, 50), fc=500,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        layers: LayerFactory,
+        input_shape,
+        n_classes: int,
+        conv=(20, 50),
+        fc=500,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         c, h, w = input_shape
         c1, c2 = conv
         self.features = nn.Sequential(
-            layers.conv(c, c1, 5), nn.ReLU(), nn.MaxPool2d(2),
-            layers.conv(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            layers.conv(c, c1, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            layers.conv(c1, c2, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
         )
         side_h, side_w = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
         head: list[nn.Module] = [layers.linear(c2 * side_h * side_w, fc), nn.ReLU()]
@@ -76,10 +95,22 @@ def build_model(spec: dict, layers: LayerFactory) -> nn.Module:
     name = check_choice("model", spec["name"], ARCHITECTURES)
     dropout = float(spec.get("dropout", 0.0))
     if name == "mlp":
-        return MLP(layers, math.prod(spec["input_shape"]), spec["hidden"], spec["n_classes"],
-                   dropout, float(spec.get("input_dropout", 0.0)))
-    return LeNet5(layers, spec["input_shape"], spec["n_classes"], tuple(spec["conv"]),
-                  int(spec["fc"]), dropout)
+        return MLP(
+            layers,
+            math.prod(spec["input_shape"]),
+            spec["hidden"],
+            spec["n_classes"],
+            dropout,
+            float(spec.get("input_dropout", 0.0)),
+        )
+    return LeNet5(
+        layers,
+        spec["input_shape"],
+        spec["n_classes"],
+        tuple(spec["conv"]),
+        int(spec["fc"]),
+        dropout,
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

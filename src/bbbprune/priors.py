@@ -77,5 +77,8 @@ def build_prior(cfg) -> GaussianPrior | ScaleMixturePrior:
     kind = check_choice("prior", cfg["kind"], PRIORS)
     if kind == "gaussian":
         return GaussianPrior(math.exp(-float(cfg["neg_log_sigma"])))
-    return ScaleMixturePrior(float(cfg["pi"]), math.exp(-float(cfg["neg_log_sigma1"])),
-                             math.exp(-float(cfg["neg_log_sigma2"])))
+    return ScaleMixturePrior(
+        float(cfg["pi"]),
+        math.exp(-float(cfg["neg_log_sigma1"])),
+        math.exp(-float(cfg["neg_log_sigma2"])),
+    )

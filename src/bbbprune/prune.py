@@ -23,8 +23,10 @@ def snr_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor]:
     layers = prunable_layers(model)
     missing = [n for n, m in layers.items() if not hasattr(m, "weight_sigma")]
     if missing:
-        raise UserError("criterion 'snr' needs a Bayesian model (layers with a posterior σ); "
-                        f"{missing[0]} has none: use magnitude or random")
+        raise UserError(
+            "criterion 'snr' needs a Bayesian model (layers with a posterior σ); "
+            f"{missing[0]} has none: use magnitude or random"
+        )
     return {n: (m.weight_mu.detach().abs() / m.weight_sigma().detach()) for n, m in layers.items()}
 
 
@@ -56,15 +58,18 @@ def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return mask
 
 
-def masks_from_scores(scores: dict[str, torch.Tensor], fraction: float,
-                      scope: str = "global") -> dict[str, torch.Tensor]:
+def masks_from_scores(
+    scores: dict[str, torch.Tensor], fraction: float, scope: str = "global"
+) -> dict[str, torch.Tensor]:
     """Remove round(fraction · n) weights with the lowest scores: over all layers together
     (``global``) or in every layer separately (``layer``). Returns 0/1 masks."""
     fraction = check_fraction(fraction)
     check_choice("prune.scope", scope, SCOPES)
     if scope == "layer":
-        return {n: _lowest_k_mask(s.flatten(), round(fraction * s.numel())).view_as(s)
-                for n, s in scores.items()}
+        return {
+            n: _lowest_k_mask(s.flatten(), round(fraction * s.numel())).view_as(s)
+            for n, s in scores.items()
+        }
     flat = torch.cat([s.flatten().float().cpu() for s in scores.values()])
     mask = _lowest_k_mask(flat, round(fraction * flat.numel()))
     out, start = {}, 0
@@ -81,8 +86,9 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor] | None) -> None
         layer.set_weight_mask(None if masks is None else masks[name])
 
 
-def prune_model(model: nn.Module, criterion: str, fraction: float, scope: str = "global",
-                seed: int = 0) -> dict[str, torch.Tensor]:
+def prune_model(
+    model: nn.Module, criterion: str, fraction: float, scope: str = "global", seed: int = 0
+) -> dict[str, torch.Tensor]:
     """Score, mask and apply in one call; returns the masks."""
     check_choice("prune.criterion", criterion, SCORE_FUNCTIONS)
     generator = torch.Generator().manual_seed(int(seed))
@@ -100,5 +106,9 @@ def sparsity(model: nn.Module) -> dict:
         z = 0 if layer.weight_mask is None else int((layer.weight_mask == 0).sum())
         per_layer[name] = z / n
         zeros, total = zeros + z, total + n
-    return {"sparsity": zeros / max(total, 1), "prunable": total, "removed": zeros,
-            "per_layer": per_layer}
+    return {
+        "sparsity": zeros / max(total, 1),
+        "prunable": total,
+        "removed": zeros,
+        "per_layer": per_layer,
+    }

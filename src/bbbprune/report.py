@@ -37,8 +37,12 @@ def sweep_overrides(params) -> list[list[str]]:
     if not params:
         return [[]]
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-              else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in parsed]
+    values = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+        for o in parsed
+    ]
     return [list(combo) for combo in itertools.product(*values)]
 
 
@@ -115,8 +119,11 @@ def render_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
 
 def render_runs(runs: list[dict]) -> str:
     """Per-run facts: final test error, wall time per epoch, parameter count."""
-    lines = ["| run | epochs | parameters | wall s/epoch | test error % (mean weights) "
-             "| test error % (sampled) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| run | epochs | parameters | wall s/epoch | test error % (mean weights) "
+        "| test error % (sampled) |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in sorted(runs, key=lambda r: r["run"]):
         sampled = m["test"].get("sampled", {}).get("error")
         lines.append(
@@ -129,8 +136,10 @@ def render_runs(runs: list[dict]) -> str:
 
 def write_experiment_report(cfg: DictConfig) -> Path:
     if not cfg.get("table"):
-        raise UserError("bbbprune table needs experiment=<name> (an experiment that defines a "
-                        "table); see conf/experiment/")
+        raise UserError(
+            "bbbprune table needs experiment=<name> (an experiment that defines a "
+            "table); see conf/experiment/"
+        )
     spec = OmegaConf.to_container(cfg.table, resolve=True)
     name = spec["name"]
     jobs = experiment_jobs(cfg)
@@ -155,21 +164,25 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     splits = [None]
     if spec.get("split_by"):
         splits = spec.get("split_values") or (
-            sorted(df[spec["split_by"]].unique()) if not df.empty else [None])
+            sorted(df[spec["split_by"]].unique()) if not df.empty else [None]
+        )
     for value in splits:
         if value is not None:
             out += [f"## {spec['split_by']} = {value}", ""]
         out += [render_table(spec, df, value), ""]
     out += ["## Columns", ""]
-    out += [f"- **{spec['metric']}**: {COLUMN_DEFINITIONS[spec['metric']]}; "
-            f"{spec.get('columns_note', '')}".rstrip("; "),
-            "- each cell: ours / published (where the source has a number); with several seeds, "
-            "ours is mean ± sample std",
-            "- prunable parameters: the weights of every linear/conv layer; biases are never pruned. "
-            "Fraction = share of prunable weights set to exactly 0, chosen globally across layers "
-            "unless the header says per layer; no retraining after pruning.",
-            "- mean weights: one deterministic pass (posterior means μ for Bayes by Backprop); "
-            "sampled: the predictive averaged over S weight samples.", ""]
+    out += [
+        f"- **{spec['metric']}**: {COLUMN_DEFINITIONS[spec['metric']]}; "
+        f"{spec.get('columns_note', '')}".rstrip("; "),
+        "- each cell: ours / published (where the source has a number); with several seeds, "
+        "ours is mean ± sample std",
+        "- prunable parameters: the weights of every linear/conv layer; biases are never pruned. "
+        "Fraction = share of prunable weights set to exactly 0, chosen globally across layers "
+        "unless the header says per layer; no retraining after pruning.",
+        "- mean weights: one deterministic pass (posterior means μ for Bayes by Backprop); "
+        "sampled: the predictive averaged over S weight samples.",
+        "",
+    ]
     out += ["## Runs", "", render_runs(runs) if runs else "(none finished)", ""]
     if missing:
         out += ["## Missing", "", "Not finished (train them with the command above):", ""]
@@ -184,7 +197,9 @@ def write_experiment_report(cfg: DictConfig) -> Path:
             out += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
     path = results / f"{name}.md"
     write_text(path, "\n".join(out))
-    write_text(results / f"{name}.records.json",
-               json.dumps(df.to_dict(orient="records"), indent=1, default=str))
+    write_text(
+        results / f"{name}.records.json",
+        json.dumps(df.to_dict(orient="records"), indent=1, default=str),
+    )
     print(f"wrote {path} ({len(runs)} runs, {len(df)} records, {len(missing)} missing)")
     return path

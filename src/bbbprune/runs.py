@@ -44,8 +44,11 @@ def model_label(model_cfg) -> str:
     """A short name for an architecture: mlp-400-400, lenet5-20-50-500."""
     if model_cfg["name"] == "mlp":
         return "mlp-" + "-".join(str(int(h)) for h in model_cfg["hidden"])
-    return f"{model_cfg['name']}-" + "-".join(str(int(c)) for c in model_cfg["conv"]) + \
-        f"-{int(model_cfg['fc'])}"
+    return (
+        f"{model_cfg['name']}-"
+        + "-".join(str(int(c)) for c in model_cfg["conv"])
+        + f"-{int(model_cfg['fc'])}"
+    )
 
 
 def run_key(cfg: DictConfig) -> str:
@@ -54,7 +57,9 @@ def run_key(cfg: DictConfig) -> str:
 
 
 def run_directory(cfg: DictConfig) -> Path:
-    name = f"{cfg.method.name}-{cfg.dataset.name}-{model_label(cfg.model)}-s{cfg.seed}-{run_key(cfg)}"
+    name = (
+        f"{cfg.method.name}-{cfg.dataset.name}-{model_label(cfg.model)}-s{cfg.seed}-{run_key(cfg)}"
+    )
     return Path(cfg.paths.runs) / name
 
 

@@ -63,7 +63,9 @@ def load_checkpoint(path: Path) -> dict:
     except FileNotFoundError as exc:
         raise UserError(f"no checkpoint at {path}") from exc
     except Exception as exc:  # truncated zip, unpickling error
-        raise UserError(f"checkpoint {path} is damaged or not a bbbprune checkpoint: {exc}") from exc
+        raise UserError(
+            f"checkpoint {path} is damaged or not a bbbprune checkpoint: {exc}"
+        ) from exc
 
 
 def sha256_file(path: Path) -> str:
@@ -79,12 +81,19 @@ def git_commit(default: str = "unknown") -> str:
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
-            text=True, check=True, timeout=10,
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
-            cwd=here.parents[1], capture_output=True, text=True, timeout=10,
+            cwd=here.parents[1],
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -25,9 +25,19 @@ from .errors import UserError
 from .evaluate import evaluate
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
-from .prune import SCORE_FUNCTIONS, SCOPES, apply_masks, check_fraction, prune_model, sparsity
-from .runs import (CHECKPOINT, CONFIG, METRICS, RECORDS, check_compatible, load_run,
-                   model_label, model_spec, resolve_device, run_directory)
+from .prune import SCOPES, SCORE_FUNCTIONS, apply_masks, check_fraction, prune_model, sparsity
+from .runs import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    RECORDS,
+    check_compatible,
+    load_run,
+    model_label,
+    model_spec,
+    resolve_device,
+    run_directory,
+)
 from .storage import git_commit, load_checkpoint, read_json, save_checkpoint, write_json, write_text
 
 
@@ -35,8 +45,16 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def run_epoch(model: nn.Module, method: Method, optimizer, data: TensorData, batch_size: int,
-              shuffle: torch.Generator, epoch: int, progress: bool = False) -> dict:
+def run_epoch(
+    model: nn.Module,
+    method: Method,
+    optimizer,
+    data: TensorData,
+    batch_size: int,
+    shuffle: torch.Generator,
+    epoch: int,
+    progress: bool = False,
+) -> dict:
     """One pass over the training set in a random order; returns mean loss and accuracy."""
     model.train()
     n, x_all, y_all = data.n_train, data.x_train, data.y_train
@@ -45,8 +63,13 @@ def run_epoch(model: nn.Module, method: Method, optimizer, data: TensorData, bat
     samples = method.train_samples
     loss_sum = torch.zeros((), device=x_all.device)
     correct = torch.zeros((), device=x_all.device, dtype=torch.long)
-    bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=not progress,
-               mininterval=0.5)
+    bar = tqdm(
+        range(n_batches),
+        desc=f"epoch {epoch + 1}",
+        leave=False,
+        disable=None if progress else True,
+        mininterval=0.5,
+    )  # None: off when not a tty
     for i in bar:
         idx = perm[i * batch_size : (i + 1) * batch_size]
         x, y = x_all[idx], y_all[idx]
@@ -134,51 +157,95 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
     write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
     epochs = int(cfg.train.epochs)
-    bar = tqdm(range(start_epoch, epochs), desc=run_dir.name[:40], disable=not cfg.train.progress,
-               initial=start_epoch, total=epochs)
+    bar = tqdm(
+        range(start_epoch, epochs),
+        desc=run_dir.name[:40],
+        initial=start_epoch,
+        total=epochs,
+        disable=None if cfg.train.progress else True,
+    )
     for epoch in bar:
         t0 = time.perf_counter()
-        stats = run_epoch(model, method, optimizer, data, int(cfg.train.batch_size), shuffle,
-                          epoch, bool(cfg.train.progress))
+        stats = run_epoch(
+            model,
+            method,
+            optimizer,
+            data,
+            int(cfg.train.batch_size),
+            shuffle,
+            epoch,
+            bool(cfg.train.progress),
+        )
         if scheduler is not None:
             scheduler.step()
         wall = time.perf_counter() - t0
         val = evaluate(model, data.x_val, data.y_val, "mean")
-        history.append({"epoch": epoch + 1, **stats, "val_accuracy": val["accuracy"],
-                        "val_nll": val["nll"], "wall_time_s": wall})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                **stats,
+                "val_accuracy": val["accuracy"],
+                "val_nll": val["nll"],
+                "wall_time_s": wall,
+            }
+        )
         bar.set_postfix(loss=f"{stats['train_loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
-        save_checkpoint(ckpt_path, {
-            "format": "bbbprune-checkpoint-1", "method": method.name, "model_spec": spec,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "epoch": epoch + 1, "rng": _rng_state(shuffle), "history": history,
-            "config": OmegaConf.to_container(cfg, resolve=True),
-        })
+        save_checkpoint(
+            ckpt_path,
+            {
+                "format": "bbbprune-checkpoint-1",
+                "method": method.name,
+                "model_spec": spec,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch + 1,
+                "rng": _rng_state(shuffle),
+                "history": history,
+                "config": OmegaConf.to_container(cfg, resolve=True),
+            },
+        )
 
-    test = {mode: evaluate(model, data.x_test, data.y_test, mode, method.eval_samples)
-            for mode in method.prediction_modes}
+    test = {
+        mode: evaluate(model, data.x_test, data.y_test, mode, method.eval_samples)
+        for mode in method.prediction_modes
+    }
     metrics = {
-        "finished": True, "run": run_dir.name, **method.describe(), "dataset": data.name,
-        "model": model_label(spec), "seed": int(cfg.seed), "scale": cfg.scale.name,
-        "epochs": epochs, "n_train": data.n_train, "parameters": count_parameters(model),
-        "prunable": sparsity(model)["prunable"], "history": history, "test": test,
+        "finished": True,
+        "run": run_dir.name,
+        **method.describe(),
+        "dataset": data.name,
+        "model": model_label(spec),
+        "seed": int(cfg.seed),
+        "scale": cfg.scale.name,
+        "epochs": epochs,
+        "n_train": data.n_train,
+        "parameters": count_parameters(model),
+        "prunable": sparsity(model)["prunable"],
+        "history": history,
+        "test": test,
         "wall_time_per_epoch_s": sum(h["wall_time_s"] for h in history) / len(history),
-        "commit": git_commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     write_json(run_dir / METRICS, metrics)
-    log(f"{run_dir.name}: test " + ", ".join(
-        f"{m} error {t['error']:.2f}%" for m, t in test.items()))
+    log(
+        f"{run_dir.name}: test "
+        + ", ".join(f"{m} error {t['error']:.2f}%" for m, t in test.items())
+    )
     return metrics
 
 
-def record_path(run_dir: Path, criterion: str, fraction: float, scope: str, finetune: int,
-                mode: str) -> Path:
+def record_path(
+    run_dir: Path, criterion: str, fraction: float, scope: str, finetune: int, mode: str
+) -> Path:
     ft = f"_ft{finetune}" if finetune else ""
     return run_dir / RECORDS / f"{criterion}_{fraction:.4f}_{scope}{ft}_{mode}.json"
 
 
-def evaluate_pruning(run_dir: Path, cfg: DictConfig, criteria, fractions, overwrite: bool = False,
-                     log=print) -> list[dict]:
+def evaluate_pruning(
+    run_dir: Path, cfg: DictConfig, criteria, fractions, overwrite: bool = False, log=print
+) -> list[dict]:
     """Prune the trained model of ``run_dir`` by each criterion at each fraction (no retraining,
     unless prune.finetune_epochs > 0) and write one JSON record per prediction mode."""
     run_cfg, method, model, state = load_run(run_dir)
@@ -187,11 +254,20 @@ def evaluate_pruning(run_dir: Path, cfg: DictConfig, criteria, fractions, overwr
         if c not in SCORE_FUNCTIONS:
             raise UserError(f"unknown prune.criterion {c!r}; valid: {', '.join(SCORE_FUNCTIONS)}")
         if c not in method.criteria:
-            raise UserError(f"criterion {c!r} does not apply to method {method.name}; "
-                            f"valid: {', '.join(method.criteria)}")
-    todo = [(c, float(f)) for c in criteria for f in fractions
-            if overwrite or not all(record_path(run_dir, c, float(f), scope, finetune, m).exists()
-                                    for m in method.prediction_modes)]
+            raise UserError(
+                f"criterion {c!r} does not apply to method {method.name}; "
+                f"valid: {', '.join(method.criteria)}"
+            )
+    todo = [
+        (c, float(f))
+        for c in criteria
+        for f in fractions
+        if overwrite
+        or not all(
+            record_path(run_dir, c, float(f), scope, finetune, m).exists()
+            for m in method.prediction_modes
+        )
+    ]
     if not todo:
         return []
     device = resolve_device(cfg.device.name)
@@ -205,18 +281,31 @@ def evaluate_pruning(run_dir: Path, cfg: DictConfig, criteria, fractions, overwr
         model.load_state_dict(trained)
         prune_model(model, criterion, fraction, scope, seed=int(cfg.prune.seed))
         if finetune:
-            finetune_model(model, method, run_cfg, data, finetune, float(cfg.prune.finetune_lr_scale))
+            finetune_model(
+                model, method, run_cfg, data, finetune, float(cfg.prune.finetune_lr_scale)
+            )
         sp = sparsity(model)
         for mode in method.prediction_modes:
             result = evaluate(model, data.x_test, data.y_test, mode, method.eval_samples)
             rec = {
-                "run": run_dir.name, "method": metrics["method"], "dataset": metrics["dataset"],
-                "model": metrics["model"], "seed": metrics["seed"], "scale": metrics["scale"],
-                "epochs": metrics["epochs"], "criterion": criterion, "fraction": fraction,
-                "scope": scope, "finetune_epochs": finetune, "prediction": mode,
+                "run": run_dir.name,
+                "method": metrics["method"],
+                "dataset": metrics["dataset"],
+                "model": metrics["model"],
+                "seed": metrics["seed"],
+                "scale": metrics["scale"],
+                "epochs": metrics["epochs"],
+                "criterion": criterion,
+                "fraction": fraction,
+                "scope": scope,
+                "finetune_epochs": finetune,
+                "prediction": mode,
                 "samples": method.eval_samples if mode == "sampled" else 1,
-                "achieved_sparsity": sp["sparsity"], "per_layer_sparsity": sp["per_layer"],
-                "prunable": sp["prunable"], "kept": sp["prunable"] - sp["removed"], **result,
+                "achieved_sparsity": sp["sparsity"],
+                "per_layer_sparsity": sp["per_layer"],
+                "prunable": sp["prunable"],
+                "kept": sp["prunable"] - sp["removed"],
+                **result,
                 "commit": git_commit(),
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }

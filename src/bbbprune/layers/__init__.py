@@ -4,6 +4,12 @@ from .bayes import BayesConv2d, BayesLinear, bayes_layers, kl_divergence, sampli
 from .masked import MaskedConv2d, MaskedLinear, prunable_layers
 
 __all__ = [
-    "BayesConv2d", "BayesLinear", "MaskedConv2d", "MaskedLinear",
-    "bayes_layers", "kl_divergence", "prunable_layers", "sampling",
+    "BayesConv2d",
+    "BayesLinear",
+    "MaskedConv2d",
+    "MaskedLinear",
+    "bayes_layers",
+    "kl_divergence",
+    "prunable_layers",
+    "sampling",
 ]

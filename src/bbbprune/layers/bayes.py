@@ -14,6 +14,10 @@ Pruning: a 0/1 ``weight_mask`` multiplies the sampled weight (equivalently μ an
 pruned weight is exactly 0 in sampled and mean passes alike. (Setting ρ = 0 instead, as some
 public reproductions do, leaves σ = softplus(0) ≈ 0.69 of pure noise on every "pruned" weight.)
 
+Sampling: on the CPU (float32) a fused kernel (``fused.py``) draws ε, forms w and evaluates the
+MC KL in one pass, with a hand-written backward; ``fused=False`` or other devices use eager
+PyTorch (same distribution, different random stream).
+
 Local reparameterisation (Kingma, Salimans & Welling 2015) is an optional estimator: the
 pre-activations are sampled from their Gaussian N(x·μ, x²·σ²) instead of the weights.
 
@@ -37,6 +41,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..priors import LOG_SQRT_2PI, GaussianPrior
+from . import fused as fused_kernel
 from .masked import PrunableMixin
 
 KL_ESTIMATORS = ("mc", "closed_form")
@@ -45,16 +50,30 @@ KL_ESTIMATORS = ("mc", "closed_form")
 class _BayesLayer(PrunableMixin, nn.Module):
     """Parameters, sampling and KL shared by BayesLinear and BayesConv2d."""
 
-    def __init__(self, weight_shape, fan_in: int, out: int, prior, bias: bool, rho_init: float,
-                 kl_estimator: str, local_reparam: bool):
+    def __init__(
+        self,
+        weight_shape,
+        fan_in: int,
+        out: int,
+        prior,
+        bias: bool,
+        rho_init: float,
+        kl_estimator: str,
+        local_reparam: bool,
+        fused: bool,
+    ):
         super().__init__()
         if kl_estimator not in KL_ESTIMATORS:
-            raise UserError(f"unknown kl_estimator {kl_estimator!r}; valid: {', '.join(KL_ESTIMATORS)}")
+            raise UserError(
+                f"unknown kl_estimator {kl_estimator!r}; valid: {', '.join(KL_ESTIMATORS)}"
+            )
         if kl_estimator == "closed_form" and not isinstance(prior, GaussianPrior):
             raise UserError(f"kl_estimator=closed_form needs a Gaussian prior, not {prior!r}")
         self.prior = prior
         self.kl_estimator = kl_estimator
         self.local_reparam = local_reparam
+        self.fused = fused
+        self._prior_constants = fused_kernel.prior_constants(prior)
         bound = 1.0 / math.sqrt(fan_in)
         self.weight_mu = nn.Parameter(torch.empty(weight_shape).uniform_(-bound, bound))
         self.weight_rho = nn.Parameter(torch.full(weight_shape, float(rho_init)))
@@ -78,26 +97,32 @@ class _BayesLayer(PrunableMixin, nn.Module):
     def _sampling(self) -> bool:
         return self.training if self.sample is None else self.sample
 
-    def _draw(self, mu: torch.Tensor, rho: torch.Tensor):
-        """w = μ + σ∘ε, and the MC KL contribution log q(w) − log p(w) when asked for."""
+    def _draw(self, mu: torch.Tensor, rho: torch.Tensor, mask: torch.Tensor | None = None):
+        """w = (μ + σ∘ε)∘mask, and the MC KL contribution log q(w) − log p(w) at the unmasked
+        draw (None when the closed form is used). The fused kernel does both in one pass."""
+        if self.fused and fused_kernel.supports(mu):
+            w, kl = fused_kernel.FusedSample.apply(
+                mu, rho, mask, fused_kernel.new_key(), self._prior_constants
+            )
+            return w, (kl if self.kl_estimator == "mc" else None)
         sigma = F.softplus(rho)
         eps = torch.randn_like(mu)
-        w = mu + sigma * eps
+        w = torch.addcmul(mu, sigma, eps)
         kl = None
         if self.kl_estimator == "mc":
             log_q = -(sigma.log().sum() + 0.5 * eps.square().sum() + LOG_SQRT_2PI * mu.numel())
             kl = log_q - self.prior.log_prob(w)
-        return w, kl
+        return (w if mask is None else w * mask), kl
 
     def _weights(self):
         """Weight and bias for this forward pass; records the MC KL of a sampled pass."""
         if not self._sampling():
             return self.masked(self.weight_mu), self.bias_mu
-        w, kl_w = self._draw(self.weight_mu, self.weight_rho)
+        w, kl_w = self._draw(self.weight_mu, self.weight_rho, self.weight_mask)
         b, kl_b = (None, None) if self.bias_mu is None else self._draw(self.bias_mu, self.bias_rho)
         if self.kl_estimator == "mc":
             self._mc_kl = kl_w if kl_b is None else kl_w + kl_b
-        return self.masked(w), b
+        return w, b
 
     def kl(self) -> torch.Tensor:
         """The layer's KL(q ‖ p) summed over weights and biases (see module docstring)."""
@@ -135,10 +160,28 @@ class _BayesLayer(PrunableMixin, nn.Module):
 class BayesLinear(_BayesLayer):
     """Fully connected layer with a factorised Gaussian posterior over weights and biases."""
 
-    def __init__(self, in_features: int, out_features: int, prior, bias: bool = True,
-                 rho_init: float = -5.0, kl_estimator: str = "mc", local_reparam: bool = False):
-        super().__init__((out_features, in_features), in_features, out_features, prior, bias,
-                         rho_init, kl_estimator, local_reparam)
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        prior,
+        bias: bool = True,
+        rho_init: float = -5.0,
+        kl_estimator: str = "mc",
+        local_reparam: bool = False,
+        fused: bool = True,
+    ):
+        super().__init__(
+            (out_features, in_features),
+            in_features,
+            out_features,
+            prior,
+            bias,
+            rho_init,
+            kl_estimator,
+            local_reparam,
+            fused,
+        )
         self.in_features, self.out_features = in_features, out_features
 
     def _op(self, x, w, b):
@@ -151,12 +194,32 @@ class BayesLinear(_BayesLayer):
 class BayesConv2d(_BayesLayer):
     """2-D convolution with a factorised Gaussian posterior over kernels and biases."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, prior,
-                 stride: int = 1, padding: int = 0, bias: bool = True, rho_init: float = -5.0,
-                 kl_estimator: str = "mc", local_reparam: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        prior,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        rho_init: float = -5.0,
+        kl_estimator: str = "mc",
+        local_reparam: bool = False,
+        fused: bool = True,
+    ):
         k = kernel_size
-        super().__init__((out_channels, in_channels, k, k), in_channels * k * k, out_channels,
-                         prior, bias, rho_init, kl_estimator, local_reparam)
+        super().__init__(
+            (out_channels, in_channels, k, k),
+            in_channels * k * k,
+            out_channels,
+            prior,
+            bias,
+            rho_init,
+            kl_estimator,
+            local_reparam,
+            fused,
+        )
         self.stride, self.padding = stride, padding
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
 
@@ -164,8 +227,10 @@ class BayesConv2d(_BayesLayer):
         return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, prior={self.prior!r}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, prior={self.prior!r}"
+        )
 
 
 def bayes_layers(model: nn.Module) -> list[_BayesLayer]:

@@ -27,6 +27,12 @@ class PrunableMixin:
             mask = mask.to(dtype=self.point_weight().dtype, device=self.point_weight().device)
         self.weight_mask = mask
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # masks travel with the state dict: a pruned state loads pruned, a dense one dense
+        key = prefix + "weight_mask"
+        self.weight_mask = state_dict[key].clone() if key in state_dict else None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def masked(self, w: torch.Tensor) -> torch.Tensor:
         return w if self.weight_mask is None else w * self.weight_mask
 
@@ -44,10 +50,18 @@ class MaskedLinear(PrunableMixin, nn.Linear):
 
 
 class MaskedConv2d(PrunableMixin, nn.Conv2d):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = True):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         bias=bias)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        bias: bool = True,
+    ):
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias
+        )
         self._init_mask()
 
     def point_weight(self) -> torch.Tensor:

@@ -37,15 +37,27 @@ class BayesByBackprop(Method):
     criteria = ("snr", "magnitude", "random")
     prediction_modes = ("mean", "sampled")
 
-    def __init__(self, name: str, prior, rho_init: float = -5.0, kl_estimator: str = "mc",
-                 local_reparam: bool = False, kl_weighting: str = "uniform",
-                 train_samples: int = 1, eval_samples: int = 10, criteria=None, dropout=0.0):
+    def __init__(
+        self,
+        name: str,
+        prior,
+        rho_init: float = -5.0,
+        kl_estimator: str = "mc",
+        local_reparam: bool = False,
+        kl_weighting: str = "uniform",
+        train_samples: int = 1,
+        eval_samples: int = 10,
+        criteria=None,
+        dropout=0.0,
+        fused: bool = True,
+    ):
         super().__init__(name, dropout, criteria)
         self.prior_cfg = prior
         self.prior = build_prior(prior)
         self.rho_init = float(rho_init)
         self.kl_estimator = kl_estimator
         self.local_reparam = bool(local_reparam)
+        self.fused = bool(fused)
         self.kl_weighting = check_choice("method.kl_weighting", kl_weighting, KL_WEIGHTINGS)
         if int(train_samples) < 1 or int(eval_samples) < 1:
             raise UserError("method.train_samples and method.eval_samples must be >= 1")
@@ -55,12 +67,18 @@ class BayesByBackprop(Method):
         BayesLinear(1, 1, self.prior, kl_estimator=kl_estimator)
 
     def layer_factory(self) -> LayerFactory:
-        kw = dict(prior=self.prior, rho_init=self.rho_init, kl_estimator=self.kl_estimator,
-                  local_reparam=self.local_reparam)
+        kw = dict(
+            prior=self.prior,
+            rho_init=self.rho_init,
+            kl_estimator=self.kl_estimator,
+            local_reparam=self.local_reparam,
+            fused=self.fused,
+        )
         return LayerFactory(
             linear=lambda i, o: BayesLinear(i, o, **kw),
-            conv=lambda i, o, k, stride=1, padding=0: BayesConv2d(i, o, k, stride=stride,
-                                                                  padding=padding, **kw),
+            conv=lambda i, o, k, stride=1, padding=0: BayesConv2d(
+                i, o, k, stride=stride, padding=padding, **kw
+            ),
         )
 
     def kl_weight(self, step: StepInfo) -> float:
@@ -72,5 +90,11 @@ class BayesByBackprop(Method):
         return {"kl": kl_divergence(model) * (self.kl_weight(step) / step.n_train)}
 
     def describe(self) -> dict:
-        return {"method": self.name, "prior": repr(self.prior), "kl_weighting": self.kl_weighting,
-                "train_samples": self.train_samples, "eval_samples": self.eval_samples}
+        return {
+            "method": self.name,
+            "prior": repr(self.prior),
+            "kl_weighting": self.kl_weighting,
+            "train_samples": self.train_samples,
+            "eval_samples": self.eval_samples,
+            "fused": self.fused,
+        }

@@ -1,0 +1,166 @@
+"""Cost of one Bayes-by-Backprop training step against one SGD step, and against two peers.
+
+Network 784-1200-1200-10, batch 128, Adam lr 1e-3, random MNIST-sized inputs. Variants:
+  sgd             bbbprune's deterministic MLP (MaskedLinear)
+  bbb-mixture     bbbprune BayesLinear, scale-mixture prior, Monte Carlo KL (the default)
+  bbb-gaussian    bbbprune BayesLinear, Gaussian prior, closed-form KL
+  bbb-mixture-lrt bbbprune BayesLinear, scale mixture, local reparameterisation
+  blitz           blitz-bayesian-pytorch BayesianLinear (scale mixture), if installed
+  bayesian-torch  bayesian-torch LinearReparameterization (Gaussian prior, closed-form KL), if
+                  installed
+Each variant runs ``--steps`` steps per round; rounds alternate between variants and the median
+is reported with its ratio to the SGD step. Install the peers with
+``make benchmark`` (it installs them with --no-deps). Prints; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bbbprune.layers import kl_divergence
+from bbbprune.methods import BayesByBackprop, Deterministic
+from bbbprune.models import build_model
+
+D, H, C, BATCH, N_TRAIN = 784, 1200, 10, 128, 50_000
+ADAM: dict = {}
+MIXTURE = {"kind": "scale_mixture", "pi": 0.5, "neg_log_sigma1": 0, "neg_log_sigma2": 6}
+
+
+def ours(method):
+    spec = {"name": "mlp", "hidden": [H, H], "input_shape": [1, 28, 28], "n_classes": C}
+    model = build_model(spec, method.layer_factory())
+
+    def loss_fn(x, y):
+        out = F.cross_entropy(model(x), y)
+        if isinstance(method, BayesByBackprop):
+            out = out + kl_divergence(model) / N_TRAIN
+        return out
+
+    return model, loss_fn
+
+
+def blitz_model():
+    from blitz.modules import BayesianLinear
+
+    kw = dict(prior_pi=0.5, prior_sigma_1=1.0, prior_sigma_2=math.exp(-6), posterior_rho_init=-5.0)
+    model = nn.Sequential(
+        nn.Flatten(),
+        BayesianLinear(D, H, **kw),
+        nn.ReLU(),
+        BayesianLinear(H, H, **kw),
+        nn.ReLU(),
+        BayesianLinear(H, C, **kw),
+    )
+
+    def loss_fn(x, y):
+        out = F.cross_entropy(model(x), y)
+        kl = sum(
+            m.log_variational_posterior - m.log_prior
+            for m in model
+            if isinstance(m, BayesianLinear)
+        )
+        return out + kl / N_TRAIN
+
+    return model, loss_fn
+
+
+def bayesian_torch_model():
+    from bayesian_torch.layers import LinearReparameterization
+
+    layers = nn.ModuleList(
+        [
+            LinearReparameterization(D, H),
+            LinearReparameterization(H, H),
+            LinearReparameterization(H, C),
+        ]
+    )
+
+    def loss_fn(x, y):
+        h, kl = x.flatten(1), 0.0
+        for i, layer in enumerate(layers):
+            h, k = layer(h)
+            kl = kl + k
+            if i < 2:
+                h = F.relu(h)
+        return F.cross_entropy(h, y) + kl / N_TRAIN
+
+    return layers, loss_fn
+
+
+def variants():
+    out = {
+        "sgd": lambda: ours(Deterministic("sgd")),
+        "bbb-mixture": lambda: ours(BayesByBackprop("bbb", MIXTURE)),
+        "bbb-gaussian": lambda: ours(
+            BayesByBackprop(
+                "bbb", {"kind": "gaussian", "neg_log_sigma": 0}, kl_estimator="closed_form"
+            )
+        ),
+        "bbb-mixture-lrt": lambda: ours(BayesByBackprop("bbb", MIXTURE, local_reparam=True)),
+    }
+    try:
+        import blitz  # noqa: F401
+
+        out["blitz"] = blitz_model
+    except ImportError:
+        print("(blitz-bayesian-pytorch not installed: skipped)")
+    try:
+        import bayesian_torch  # noqa: F401
+
+        out["bayesian-torch"] = bayesian_torch_model
+    except ImportError:
+        print("(bayesian-torch not installed: skipped)")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fused-adam", action="store_true", help="torch.optim.Adam(fused=True)")
+    args = parser.parse_args()
+    if args.fused_adam:
+        ADAM["fused"] = True
+    torch.manual_seed(0)
+    x = torch.rand(BATCH, 1, 28, 28)
+    y = torch.randint(0, C, (BATCH,))
+    built = {}
+    for name, make in variants().items():
+        model, loss_fn = make()
+        model.train()
+        built[name] = (loss_fn, torch.optim.Adam(model.parameters(), lr=1e-3, **ADAM))
+
+    def steps(name, k):
+        loss_fn, opt = built[name]
+        for _ in range(k):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(x, y).backward()
+            opt.step()
+
+    for name in built:
+        steps(name, 3)  # warm-up
+    times = {name: [] for name in built}
+    for _ in range(args.rounds):
+        for name in built:
+            t0 = time.perf_counter()
+            steps(name, args.steps)
+            times[name].append((time.perf_counter() - t0) / args.steps * 1000)
+    base = statistics.median(times["sgd"])
+    print(
+        f"784-1200-1200-10, batch {BATCH}, Adam, {torch.get_num_threads()} threads, "
+        f"{args.rounds} rounds × {args.steps} steps; median ms per step and ratio to SGD:"
+    )
+    for name, t in times.items():
+        med = statistics.median(t)
+        print(f"  {name:16s} {med:8.2f} ms   {med / base:5.2f}×")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Every config group option composes, and every experiment's sweep expands into valid jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import compose_config
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from bbbprune.methods import build_method
+from bbbprune.report import sweep_overrides
+from bbbprune.runs import run_directory
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["method", "dataset", "model", "device", "scale", "experiment"])
+def test_every_option_composes(group):
+    for option in options(group):
+        cfg = compose_config([f"{group}={option}"])
+        OmegaConf.resolve(cfg)  # every interpolation resolves
+        assert cfg.train.epochs >= 1
+        if group == "method":
+            method = build_method(cfg.method)
+            assert method.name == option
+            assert callable(instantiate(cfg.method.optimizer))
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiment_sweeps_expand_to_distinct_runs(experiment):
+    cfg = compose_config([f"experiment={experiment}"])
+    assert cfg.table.name.startswith(experiment.split("_paper")[0])
+    # compose() drops the hydra node: read the sweep from the experiment file itself
+    raw = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
+    params = OmegaConf.to_container(raw.hydra.sweeper.params)
+    grid = sweep_overrides(params)
+    dirs = {run_directory(compose_config([f"experiment={experiment}", *combo])) for combo in grid}
+    assert len(dirs) == len(grid)
+
+
+def test_scale_sets_the_epochs():
+    assert compose_config(["scale=smoke"]).train.epochs == 1
+    assert compose_config(["experiment=blundell_table1", "scale=paper"]).train.epochs == 600
+    assert compose_config(["experiment=prasad", "scale=small"]).train.epochs == 20
+
+
+def test_runs_shared_between_experiments_are_trained_once():
+    """blundell_table2 and vidlicka prune the BBB network of blundell_table1."""
+    dirs = {
+        run_directory(compose_config([f"experiment={e}", "method=bbb"]))
+        for e in ("blundell_table1", "blundell_table2", "vidlicka")
+    }
+    assert len(dirs) == 1

@@ -1,0 +1,91 @@
+"""The fused CPU kernel for BBB sampling: its draws are standard normal, and its weights, KL and
+gradients equal autograd through the eager formulas evaluated at the same ε."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bbbprune.layers import BayesLinear, fused, sampling
+from bbbprune.priors import LOG_SQRT_2PI, GaussianPrior, ScaleMixturePrior
+
+pytestmark = pytest.mark.skipif(not fused.available(), reason="no C compiler for the kernel")
+
+
+def test_draws_are_standard_normal_and_depend_on_the_key():
+    e = fused.normal((400_000,), key=12345).double()
+    assert abs(e.mean().item()) < 5 / math.sqrt(len(e))
+    assert e.var().item() == pytest.approx(1.0, abs=0.01)
+    assert (e**4).mean().item() == pytest.approx(3.0, abs=0.05)  # Gaussian kurtosis
+    # the fraction below a few quantiles matches Φ
+    for z, phi in ((-1.0, 0.158655), (0.0, 0.5), (1.645, 0.95)):
+        assert (e < z).double().mean().item() == pytest.approx(phi, abs=0.003)
+    lag = torch.corrcoef(torch.stack([e[:-1], e[1:]]))[0, 1].item()
+    assert abs(lag) < 0.01
+    other = fused.normal((400_000,), key=12346).double()
+    assert abs(torch.corrcoef(torch.stack([e, other]))[0, 1].item()) < 0.01
+    assert torch.equal(fused.normal((10,), 7), fused.normal((10,), 7))
+
+
+@pytest.mark.parametrize("prior", [ScaleMixturePrior(0.25, 1.0, math.exp(-6)), GaussianPrior(0.3)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_values_and_gradients_match_autograd_at_the_same_eps(prior, masked):
+    torch.manual_seed(0)
+    shape = (37, 53)
+    mu = (torch.randn(shape) * 0.1).requires_grad_()
+    rho = (torch.randn(shape) - 4).requires_grad_()
+    mask = (torch.rand(shape) > 0.3).float() if masked else None
+    key = 99
+    w, kl = fused.FusedSample.apply(mu, rho, mask, key, fused.prior_constants(prior))
+    upstream = torch.randn(shape)
+    (w * upstream).sum().add(0.37 * kl).backward()
+    g_mu, g_rho = mu.grad.clone(), rho.grad.clone()
+    mu.grad = rho.grad = None
+
+    eps = fused.normal(shape, key)
+    sigma = F.softplus(rho)
+    w_ref = mu + sigma * eps
+    kl_ref = -(sigma.log().sum() + 0.5 * eps.square().sum() + mu.numel() * LOG_SQRT_2PI)
+    kl_ref = kl_ref - prior.log_prob(w_ref)
+    w_out = w_ref if mask is None else w_ref * mask
+    (w_out * upstream).sum().add(0.37 * kl_ref).backward()
+
+    assert torch.allclose(w, w_out, atol=1e-6)
+    assert kl.item() == pytest.approx(kl_ref.item(), rel=1e-5)
+    assert torch.allclose(g_mu, mu.grad, rtol=1e-4, atol=1e-4 * mu.grad.abs().max().item())
+    assert torch.allclose(g_rho, rho.grad, rtol=1e-4, atol=1e-4 * rho.grad.abs().max().item())
+
+
+def test_fused_and_eager_layers_sample_the_same_distribution():
+    torch.manual_seed(0)
+    prior = ScaleMixturePrior(0.5, 1.0, math.exp(-6))
+    fast = BayesLinear(4, 3, prior, rho_init=-1.0, fused=True)
+    slow = BayesLinear(4, 3, prior, rho_init=-1.0, fused=False)
+    slow.load_state_dict(fast.state_dict())
+    x = torch.eye(4)
+    with torch.no_grad(), sampling(fast, True), sampling(slow, True):
+        a = torch.stack([fast(x) for _ in range(5000)])
+        b = torch.stack([slow(x) for _ in range(5000)])
+        kl_a = torch.stack([(fast(x), fast.kl())[1] for _ in range(2000)])
+        kl_b = torch.stack([(slow(x), slow.kl())[1] for _ in range(2000)])
+    assert torch.allclose(a.mean(0), b.mean(0), atol=0.05)
+    assert torch.allclose(a.std(0), b.std(0), rtol=0.06)
+    se = (kl_a.std() + kl_b.std()) / math.sqrt(2000)
+    assert abs(kl_a.mean() - kl_b.mean()) < 5 * se
+
+
+def test_seeded_runs_draw_the_same_noise():
+    prior = GaussianPrior(1.0)
+    layer = BayesLinear(5, 2, prior, rho_init=0.0)
+    x = torch.ones(1, 5)
+    torch.manual_seed(3)
+    with sampling(layer, True):
+        first = [layer(x) for _ in range(3)]
+    torch.manual_seed(3)
+    with sampling(layer, True):
+        second = [layer(x) for _ in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert not torch.equal(first[0], first[1])

@@ -1,0 +1,67 @@
+"""Tables: seed aggregation, cells beside published numbers, sweep expansion."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bbbprune.report import _fmt, render_table, sweep_overrides
+
+
+def test_seed_aggregation_is_mean_and_sample_std():
+    # values 1, 2, 4: mean 7/3, sample std sqrt(((−4/3)² + (−1/3)² + (5/3)²) / 2) = sqrt(7/3)
+    assert _fmt([1.0, 2.0, 4.0], "{:.4f}") == "2.3333 ± 1.5275"
+    assert _fmt([1.5], "{:.2f}") == "1.50"
+    assert _fmt([], "{:.2f}") == "–"
+
+
+def test_sweep_grid_is_the_cartesian_product():
+    grid = sweep_overrides({"method": "sgd,bbb", "model.hidden": "[4,4],[8,8]"})
+    assert grid == [
+        ["method=sgd", "model.hidden=[4,4]"],
+        ["method=sgd", "model.hidden=[8,8]"],
+        ["method=bbb", "model.hidden=[4,4]"],
+        ["method=bbb", "model.hidden=[8,8]"],
+    ]
+
+
+def test_cells_pair_ours_with_the_published_number():
+    df = pd.DataFrame(
+        [
+            {
+                "method": "bbb",
+                "criterion": "snr",
+                "fraction": 0.0,
+                "prediction": "mean",
+                "error": 1.5,
+            },
+            {
+                "method": "bbb",
+                "criterion": "snr",
+                "fraction": 0.5,
+                "prediction": "mean",
+                "error": 1.7,
+            },
+            {
+                "method": "bbb",
+                "criterion": "snr",
+                "fraction": 0.5,
+                "prediction": "mean",
+                "error": 1.9,
+            },
+        ]
+    )
+    spec = {
+        "metric": "error",
+        "format": "{:.2f}",
+        "fixed": {"prediction": "mean"},
+        "columns": {"field": "fraction", "values": [0.0, 0.5, 0.9]},
+        "rows": [
+            {
+                "label": "BBB",
+                "select": {"method": "bbb", "criterion": "snr"},
+                "published": [1.24, 1.24, 1.29],
+            }
+        ],
+    }
+    table = render_table(spec, df)
+    assert table.splitlines()[-1] == "| BBB | 1.50 / 1.24 | 1.80 ± 0.14 / 1.24 | – / 1.29 |"

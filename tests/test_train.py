@@ -1,0 +1,178 @@
+"""The common trainer end to end on tiny data: records, determinism, resume, divergence, bad
+checkpoints, pruning without retraining, fine-tuning with fixed masks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import bbbprune.train as train_mod
+from bbbprune.errors import UserError
+from bbbprune.runs import load_run, run_directory
+from bbbprune.storage import load_checkpoint
+from bbbprune.train import evaluate_pruning, train
+
+
+def _metrics(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_train_writes_run_directory_and_records(smoke_cfg):
+    cfg = smoke_cfg("method=sgd", "train.epochs=2")
+    run_dir = train(cfg, log=lambda *_: None)
+    m = _metrics(run_dir)
+    assert m["finished"] and m["method"] == "sgd" and m["dataset"] == "mnist"
+    assert [h["epoch"] for h in m["history"]] == [1, 2]
+    for key in ("train_loss", "val_accuracy", "wall_time_s"):
+        assert all(key in h for h in m["history"])
+    assert set(m["test"]["mean"]) == {"accuracy", "error", "nll"}
+    assert m["test"]["mean"]["error"] == pytest.approx(100 * (1 - m["test"]["mean"]["accuracy"]))
+    assert m["parameters"] == (784 * 32 + 32) + (32 * 16 + 16) + (16 * 10 + 10)
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    assert {"model", "optimizer", "epoch", "rng", "config", "history"} <= set(state)
+    records = sorted((run_dir / "records").glob("*.json"))
+    # smoke scale: fractions 0, 0.5, 0.9 × criteria magnitude, random × prediction mean
+    assert len(records) == 6
+    rec = json.loads((run_dir / "records" / "magnitude_0.9000_global_mean.json").read_text())
+    for key in (
+        "method",
+        "dataset",
+        "model",
+        "seed",
+        "criterion",
+        "fraction",
+        "achieved_sparsity",
+        "error",
+        "accuracy",
+    ):
+        assert key in rec
+    assert rec["achieved_sparsity"] == pytest.approx(0.9, abs=1e-3)
+
+
+def test_same_seed_same_numbers(smoke_cfg, tmp_path):
+    a = _metrics(train(smoke_cfg("method=bbb", "train.epochs=2"), log=lambda *_: None))
+    b = _metrics(
+        train(
+            smoke_cfg(
+                "method=bbb",
+                "train.epochs=2",
+                "train.force=true",
+                f"paths.runs={tmp_path / 'other'}",
+            ),
+            log=lambda *_: None,
+        )
+    )
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+    assert a["test"] == b["test"]
+
+
+@pytest.mark.parametrize("method", ["dropout", "bbb"])
+def test_resume_gives_identical_metrics(smoke_cfg, tmp_path, monkeypatch, method):
+    """Interrupt after epoch 2 of 3, resume, and compare with an uninterrupted run."""
+    full = _metrics(
+        train(
+            smoke_cfg(f"method={method}", "train.epochs=3", f"paths.runs={tmp_path / 'full'}"),
+            log=lambda *_: None,
+        )
+    )
+    real_epoch = train_mod.run_epoch
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    cfg = smoke_cfg(f"method={method}", "train.epochs=3", f"paths.runs={tmp_path / 'cut'}")
+    monkeypatch.setattr(train_mod, "run_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, log=lambda *_: None)
+    monkeypatch.setattr(train_mod, "run_epoch", real_epoch)
+    assert load_checkpoint(run_directory(cfg) / "checkpoint.pt")["epoch"] == 2
+    resumed_cfg = smoke_cfg(
+        f"method={method}", "train.epochs=3", f"paths.runs={tmp_path / 'cut'}", "train.resume=true"
+    )
+    resumed = _metrics(train(resumed_cfg, log=lambda *_: None))
+    strip = [{k: v for k, v in h.items() if k != "wall_time_s"} for h in full["history"]]
+    assert [{k: v for k, v in h.items() if k != "wall_time_s"} for h in resumed["history"]] == strip
+    assert resumed["test"] == full["test"]
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(smoke_cfg):
+    cfg = smoke_cfg("method=sgd", "train.epochs=1")
+    run_dir = train(cfg, log=lambda *_: None)
+    good = load_checkpoint(run_dir / "checkpoint.pt")
+    bad = smoke_cfg("method=sgd", "train.epochs=1", "method.optimizer.lr=1e30", "seed=5")
+    with pytest.raises(train_mod.TrainingDiverged, match="diverged at epoch 1"):
+        train(bad, log=lambda *_: None)
+    assert not (run_directory(bad) / "checkpoint.pt").exists()
+    assert torch.equal(
+        load_checkpoint(run_dir / "checkpoint.pt")["model"]["net.1.weight"],
+        good["model"]["net.1.weight"],
+    )
+
+
+def test_checkpoint_of_another_method_is_refused(smoke_cfg):
+    sgd_dir = train(smoke_cfg("method=sgd"), log=lambda *_: None)
+    cfg = smoke_cfg("method=bbb", "train.resume=true")
+    target = run_directory(cfg)
+    target.mkdir(parents=True)
+    (target / "checkpoint.pt").write_bytes((sgd_dir / "checkpoint.pt").read_bytes())
+    with pytest.raises(UserError, match="holds method=sgd .* not method=bbb"):
+        train(cfg, log=lambda *_: None)
+
+
+def test_truncated_checkpoint_is_never_loaded(smoke_cfg):
+    run_dir = train(smoke_cfg("method=sgd"), log=lambda *_: None)
+    data = (run_dir / "checkpoint.pt").read_bytes()
+    (run_dir / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="damaged"):
+        load_run(run_dir)
+
+
+def test_finished_run_is_not_trained_again(smoke_cfg, monkeypatch):
+    cfg = smoke_cfg("method=sgd")
+    train(cfg, log=lambda *_: None)
+    monkeypatch.setattr(train_mod, "fit", lambda *a, **k: pytest.fail("trained again"))
+    train(cfg, log=lambda *_: None)
+
+
+def test_prune_command_writes_a_record_with_the_exact_fraction(smoke_cfg):
+    run_dir = train(smoke_cfg("method=bbb"), log=lambda *_: None)
+    cfg = smoke_cfg("prune.criterion=snr", "prune.fraction=0.75")
+    recs = evaluate_pruning(run_dir, cfg, ["snr"], [0.75], overwrite=True, log=lambda *_: None)
+    assert {r["prediction"] for r in recs} == {"mean", "sampled"}
+    _, _, model, _ = load_run(run_dir)
+    prunable = sum(m.weight_mu.numel() for m in model.modules() if hasattr(m, "weight_mu"))
+    assert all(r["achieved_sparsity"] == round(0.75 * prunable) / prunable for r in recs)
+    with pytest.raises(UserError, match="does not apply to method sgd"):
+        sgd_dir = train(smoke_cfg("method=sgd"), log=lambda *_: None)
+        evaluate_pruning(sgd_dir, cfg, ["snr"], [0.5], log=lambda *_: None)
+
+
+def test_finetuning_keeps_pruned_weights_at_zero(smoke_cfg):
+    run_dir = train(smoke_cfg("method=sgd"), log=lambda *_: None)
+    cfg = smoke_cfg("prune.finetune_epochs=1")
+    real = train_mod.finetune_model
+    seen = {}
+
+    def spy(model, *args):
+        real(model, *args)
+        seen["masked_nonzero"] = sum(
+            int((m.masked(m.weight)[m.weight_mask == 0] != 0).sum())
+            for m in model.modules()
+            if getattr(m, "weight_mask", None) is not None
+        )
+
+    train_mod.finetune_model = spy
+    try:
+        recs = evaluate_pruning(run_dir, cfg, ["magnitude"], [0.9], log=lambda *_: None)
+    finally:
+        train_mod.finetune_model = real
+    assert seen["masked_nonzero"] == 0
+    assert recs[0]["finetune_epochs"] == 1 and recs[0]["achieved_sparsity"] == pytest.approx(
+        0.9, abs=1e-3
+    )
