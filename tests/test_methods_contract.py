@@ -12,7 +12,17 @@ from bbbprune.methods import StepInfo, build_method
 from bbbprune.models import build_model
 from bbbprune.prune import prune_model, sparsity
 
-METHODS = ["sgd", "dropout", "dropout_p75", "dropout_p90", "bbb", "bbb_gaussian"]
+METHODS = [
+    "sgd",
+    "dropout",
+    "dropout_p75",
+    "dropout_p90",
+    "bbb",
+    "bbb_gaussian",
+    "svd",
+    "ard",
+    "svd_group",
+]
 MODELS = {
     "mlp": {"name": "mlp", "hidden": [16, 8]},
     "lenet5": {"name": "lenet5", "conv": [4, 6], "fc": 12},
@@ -38,7 +48,7 @@ def test_method_contract(method_name, model_name):
     terms = method.loss_terms(model, StepInfo(0, 1, 4, 100))
     for value in terms.values():
         assert value.ndim == 0 and torch.isfinite(value)
-    if method_name == "bbb_gaussian":  # the closed-form KL is a true KL: never negative
+    if method_name in ("bbb_gaussian", "ard"):  # closed-form KLs are true KLs: never negative
         assert terms["kl"].item() >= 0
     if method_name == "bbb":  # the MC estimate averages to KL ≥ 0
         estimates = []

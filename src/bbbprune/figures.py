@@ -17,6 +17,8 @@ from .layers import prunable_layers  # noqa: E402
 from .runs import METRICS, load_run, run_directory  # noqa: E402
 from .storage import read_json  # noqa: E402
 
+DB_FLOOR = 60
+
 
 def _finished(jobs):
     for job in jobs:
@@ -81,13 +83,17 @@ def snr_density(jobs, path: Path) -> Path | None:
         mu, sigma = _weights(run_dir)
         if sigma is None:
             continue
-        db = 10 * torch.log10(mu.abs() / sigma).clamp_min(-60)
+        db = (10 * torch.log10(mu.abs() / sigma)).clamp(-DB_FLOOR, None)
         ax.hist(db.numpy(), bins=200, density=True, histtype="step", label=_label(m))
         drawn = True
     if not drawn:
         plt.close(fig)
         return None
-    ax.set(xlabel="signal-to-noise ratio 10·log10(|μ|/σ) (dB)", ylabel="density")
+    ax.set(
+        xlabel=f"signal-to-noise ratio 10·log10(|μ|/σ) (dB; below −{DB_FLOOR} dB drawn at "
+        f"−{DB_FLOOR})",
+        ylabel="density",
+    )
     ax.legend(fontsize=6)
     return _save(fig, path)
 

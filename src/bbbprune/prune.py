@@ -38,7 +38,26 @@ def random_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor]:
     }
 
 
-SCORE_FUNCTIONS = {"magnitude": magnitude_scores, "snr": snr_scores, "random": random_scores}
+def log_alpha_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor]:
+    """−log α, so the weights with the largest dropout rate α = σ²/θ² go first (Molchanov et
+    al. 2017; their fixed rule, log α ≥ 3, is bbbprune.sparsify.threshold_masks).
+    For layers with input-group variables log α is the larger of the weight's and its group's."""
+    layers = prunable_layers(model)
+    missing = [n for n, m in layers.items() if not hasattr(m, "effective_log_alpha")]
+    if missing:
+        raise UserError(
+            "criterion 'log_alpha' needs a Sparse VD model (layers with a dropout rate log α); "
+            f"{missing[0]} has none: use magnitude or random"
+        )
+    return {n: -m.effective_log_alpha().detach() for n, m in layers.items()}
+
+
+SCORE_FUNCTIONS = {
+    "magnitude": magnitude_scores,
+    "snr": snr_scores,
+    "random": random_scores,
+    "log_alpha": log_alpha_scores,
+}
 SCOPES = ("global", "layer")
 
 

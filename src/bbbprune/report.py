@@ -26,6 +26,9 @@ from .storage import git_commit, read_json, write_text
 
 COLUMN_DEFINITIONS = {
     "error": "test error in %, 100 · (1 − accuracy), on the 10,000 test images",
+    "compression": "|W| / |W ≠ 0|: prunable weights over the weights left non-zero",
+    "per_layer_sparsity": "share of each layer's weights set to exactly 0 (%), input layer first",
+    "achieved_sparsity": "share of all prunable weights set to exactly 0",
     "accuracy": "test accuracy (fraction correct) on the 10,000 test images",
     "nll": "mean negative log-likelihood of the test labels",
 }
@@ -117,6 +120,37 @@ def render_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     return "\n".join(lines)
 
 
+def _per_layer(values: list[dict]) -> str:
+    """Per-layer sparsity (%) averaged over seeds, layers joined by dashes as in Molchanov."""
+    layers = list(values[0])
+    return "–".join(f"{100 * sum(v[k] for v in values) / len(values):.1f}" for k in layers)
+
+
+def render_metrics_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
+    """Rows = spec rows (one record per seed each), columns = metrics of those records.
+    Column ``field: per_layer_sparsity`` prints each layer's sparsity."""
+    fixed = dict(spec.get("fixed", {}))
+    if spec.get("split_by") and split_value is not None:
+        fixed[spec["split_by"]] = split_value
+    header = ["method"] + [c["label"] for c in spec["columns"]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in spec["rows"]:
+        sel = _select(df, {**fixed, **row["select"]})
+        published = row.get("published") or []
+        cells = [row["label"]]
+        for j, col in enumerate(spec["columns"]):
+            if sel.empty:
+                ours = "–"
+            elif col["field"] == "per_layer_sparsity":
+                ours = _per_layer(sel[col["field"]].tolist())
+            else:
+                ours = _fmt(sel[col["field"]].tolist(), col.get("format", "{:.2f}"))
+            paper = published[j] if j < len(published) else None
+            cells.append(ours if paper in (None, "") else f"{ours} / {paper}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render_runs(runs: list[dict]) -> str:
     """Per-run facts: final test error, wall time per epoch, parameter count."""
     lines = [
@@ -169,11 +203,12 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     for value in splits:
         if value is not None:
             out += [f"## {spec['split_by']} = {value}", ""]
-        out += [render_table(spec, df, value), ""]
+        render = render_metrics_table if spec.get("layout") == "metrics" else render_table
+        out += [render(spec, df, value), ""]
     out += ["## Columns", ""]
+    metrics = [spec["metric"]] if spec.get("metric") else [c["field"] for c in spec["columns"]]
+    out += [f"- **{m}**: {COLUMN_DEFINITIONS[m]}" for m in metrics if m in COLUMN_DEFINITIONS]
     out += [
-        f"- **{spec['metric']}**: {COLUMN_DEFINITIONS[spec['metric']]}; "
-        f"{spec.get('columns_note', '')}".rstrip("; "),
         "- each cell: ours / published (where the source has a number); with several seeds, "
         "ours is mean ± sample std",
         "- prunable parameters: the weights of every linear/conv layer; biases are never pruned. "

@@ -243,11 +243,16 @@ def record_path(
     return run_dir / RECORDS / f"{criterion}_{fraction:.4f}_{scope}{ft}_{mode}.json"
 
 
+NATIVE = "native"  # the criterion name of a method's own pruning rule (e.g. log α ≥ 3)
+
+
 def evaluate_pruning(
     run_dir: Path, cfg: DictConfig, criteria, fractions, overwrite: bool = False, log=print
 ) -> list[dict]:
     """Prune the trained model of ``run_dir`` by each criterion at each fraction (no retraining,
-    unless prune.finetune_epochs > 0) and write one JSON record per prediction mode."""
+    unless prune.finetune_epochs > 0) and write one JSON record per prediction mode. A method
+    with its own pruning rule (``Method.native_masks``) also gets a record with criterion
+    "native", whose fraction is the sparsity the rule reached."""
     run_cfg, method, model, state = load_run(run_dir)
     scope, finetune = cfg.prune.scope, int(cfg.prune.get("finetune_epochs", 0) or 0)
     for c in criteria:
@@ -258,16 +263,21 @@ def evaluate_pruning(
                 f"criterion {c!r} does not apply to method {method.name}; "
                 f"valid: {', '.join(method.criteria)}"
             )
-    todo = [
-        (c, float(f))
-        for c in criteria
-        for f in fractions
-        if overwrite
-        or not all(
-            record_path(run_dir, c, float(f), scope, finetune, m).exists()
+
+    def done(criterion, fraction):
+        return not overwrite and all(
+            record_path(run_dir, criterion, fraction, scope, finetune, m).exists()
             for m in method.prediction_modes
         )
+
+    def by_score(criterion, fraction):
+        return lambda: prune_model(model, criterion, fraction, scope, seed=int(cfg.prune.seed))
+
+    todo = [
+        (c, f, by_score(c, f)) for c in criteria for f in map(float, fractions) if not done(c, f)
     ]
+    if method.native_masks(model) is not None and not done(NATIVE, -1.0):
+        todo.append((NATIVE, None, lambda: apply_masks(model, method.native_masks(model))))
     if not todo:
         return []
     device = resolve_device(cfg.device.name)
@@ -276,15 +286,16 @@ def evaluate_pruning(
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = read_json(run_dir / METRICS)
     written = []
-    for criterion, fraction in todo:
+    for criterion, fraction, apply in todo:
         apply_masks(model, None)
         model.load_state_dict(trained)
-        prune_model(model, criterion, fraction, scope, seed=int(cfg.prune.seed))
+        apply()
         if finetune:
             finetune_model(
                 model, method, run_cfg, data, finetune, float(cfg.prune.finetune_lr_scale)
             )
         sp = sparsity(model)
+        key = -1.0 if fraction is None else fraction  # the native rule's records: one file each
         for mode in method.prediction_modes:
             result = evaluate(model, data.x_test, data.y_test, mode, method.eval_samples)
             rec = {
@@ -296,7 +307,7 @@ def evaluate_pruning(
                 "scale": metrics["scale"],
                 "epochs": metrics["epochs"],
                 "criterion": criterion,
-                "fraction": fraction,
+                "fraction": sp["sparsity"] if fraction is None else fraction,
                 "scope": scope,
                 "finetune_epochs": finetune,
                 "prediction": mode,
@@ -305,11 +316,12 @@ def evaluate_pruning(
                 "per_layer_sparsity": sp["per_layer"],
                 "prunable": sp["prunable"],
                 "kept": sp["prunable"] - sp["removed"],
+                "compression": sp["prunable"] / max(sp["prunable"] - sp["removed"], 1),
                 **result,
                 "commit": git_commit(),
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }
-            write_json(record_path(run_dir, criterion, fraction, scope, finetune, mode), rec)
+            write_json(record_path(run_dir, criterion, key, scope, finetune, mode), rec)
             written.append(rec)
     log(f"{run_dir.name}: {len(written)} pruning records written")
     return written

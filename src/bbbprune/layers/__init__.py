@@ -2,9 +2,14 @@
 
 from .bayes import BayesConv2d, BayesLinear, bayes_layers, kl_divergence, sampling
 from .masked import MaskedConv2d, MaskedLinear, prunable_layers
+from .sparse_vd import Conv2dSVD, Conv2dSVDGroup, LinearSVD, LinearSVDGroup
 
 __all__ = [
     "BayesConv2d",
+    "Conv2dSVD",
+    "Conv2dSVDGroup",
+    "LinearSVD",
+    "LinearSVDGroup",
     "BayesLinear",
     "MaskedConv2d",
     "MaskedLinear",

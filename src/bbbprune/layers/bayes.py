@@ -43,6 +43,7 @@ from ..errors import UserError
 from ..priors import LOG_SQRT_2PI, GaussianPrior
 from . import fused as fused_kernel
 from .masked import PrunableMixin
+from .sparse_vd import SparseVDLayer
 
 KL_ESTIMATORS = ("mc", "closed_form")
 
@@ -233,8 +234,10 @@ class BayesConv2d(_BayesLayer):
         )
 
 
-def bayes_layers(model: nn.Module) -> list[_BayesLayer]:
-    return [m for m in model.modules() if isinstance(m, _BayesLayer)]
+def bayes_layers(model: nn.Module) -> list[_BayesLayer | SparseVDLayer]:
+    """Every layer with a posterior: Bayes-by-Backprop and Sparse VD layers (``sample`` flag,
+    ``kl()``)."""
+    return [m for m in model.modules() if isinstance(m, (_BayesLayer, SparseVDLayer))]
 
 
 def kl_divergence(model: nn.Module) -> torch.Tensor:

@@ -8,8 +8,9 @@ from omegaconf import DictConfig, OmegaConf
 from .base import Method, StepInfo
 from .bbb import BayesByBackprop
 from .deterministic import Deterministic
+from .sparse_vd import SparseVD
 
-__all__ = ["BayesByBackprop", "Deterministic", "Method", "StepInfo", "build_method"]
+__all__ = ["BayesByBackprop", "Deterministic", "Method", "SparseVD", "StepInfo", "build_method"]
 
 
 def build_method(cfg: DictConfig) -> Method:

@@ -52,6 +52,11 @@ class Method:
     def make_optimizer(self, model: nn.Module, optimizer_factory) -> torch.optim.Optimizer:
         return optimizer_factory(model.parameters())
 
+    def native_masks(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        """The method's own pruning rule (e.g. Sparse VD's log α ≥ 3) as masks by layer name;
+        None for methods that are pruned only by a criterion at a chosen fraction."""
+        return None
+
     def describe(self) -> dict:
         """What the records say about this method."""
         return {"method": self.name}
