@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_config
+from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -36,10 +37,10 @@ def test_every_option_composes(group):
 def test_experiment_sweeps_expand_to_distinct_runs(experiment):
     cfg = compose_config([f"experiment={experiment}"])
     assert cfg.table.name.startswith(experiment.split("_paper")[0])
-    # compose() drops the hydra node: read the sweep from the experiment file itself
-    raw = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
-    params = OmegaConf.to_container(raw.hydra.sweeper.params)
-    grid = sweep_overrides(params)
+    with initialize_config_module(config_module="bbbprune.conf", version_base="1.3"):
+        full = compose("config", [f"experiment={experiment}"], return_hydra_config=True)
+    grid = sweep_overrides(OmegaConf.to_container(full.hydra.sweeper.params))
+    assert len(grid) >= 1
     dirs = {run_directory(compose_config([f"experiment={experiment}", *combo])) for combo in grid}
     assert len(dirs) == len(grid)
 

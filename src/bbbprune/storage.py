@@ -77,7 +77,7 @@ def sha256_file(path: Path) -> str:
 
 
 def git_commit(default: str = "unknown") -> str:
-    """The commit of the source tree (with ``+dirty`` when it has uncommitted changes)."""
+    """The commit of the source tree (``+dirty`` when src/ or conf/ has uncommitted changes)."""
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
@@ -89,7 +89,7 @@ def git_commit(default: str = "unknown") -> str:
             timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "conf"],
             cwd=here.parents[1],
             capture_output=True,
             text=True,
