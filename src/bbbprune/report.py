@@ -29,6 +29,8 @@ COLUMN_DEFINITIONS = {
     "compression": "|W| / |W ≠ 0|: prunable weights over the weights left non-zero",
     "per_layer_sparsity": "share of each layer's weights set to exactly 0 (%), input layer first",
     "achieved_sparsity": "share of all prunable weights set to exactly 0",
+    "kept_widths": "the network left once dead inputs/neurons are removed (structured.shrink): "
+    "inputs read, then the width of every layer",
     "accuracy": "test accuracy (fraction correct) on the 10,000 test images",
     "nll": "mean negative log-likelihood of the test labels",
 }
@@ -143,6 +145,8 @@ def render_metrics_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
                 ours = "–"
             elif col["field"] == "per_layer_sparsity":
                 ours = _per_layer(sel[col["field"]].tolist())
+            elif col["field"] == "kept_widths":  # the architecture of the first seed
+                ours = "-".join(str(w) for w in sel[col["field"]].iloc[0])
             else:
                 ours = _fmt(sel[col["field"]].tolist(), col.get("format", "{:.2f}"))
             paper = published[j] if j < len(published) else None

@@ -39,6 +39,7 @@ from .runs import (
     run_directory,
 )
 from .storage import git_commit, load_checkpoint, read_json, save_checkpoint, write_json, write_text
+from .structured import removed_units
 
 
 class TrainingDiverged(UserError):
@@ -296,6 +297,8 @@ def evaluate_pruning(
             )
         sp = sparsity(model)
         key = -1.0 if fraction is None else fraction  # the native rule's records: one file each
+        # the architecture left after removing dead neurons/filters (structured.shrink)
+        kept_widths = removed_units(model)["kept_widths"] if fraction is None else None
         for mode in method.prediction_modes:
             result = evaluate(model, data.x_test, data.y_test, mode, method.eval_samples)
             rec = {
@@ -317,6 +320,7 @@ def evaluate_pruning(
                 "prunable": sp["prunable"],
                 "kept": sp["prunable"] - sp["removed"],
                 "compression": sp["prunable"] / max(sp["prunable"] - sp["removed"], 1),
+                "kept_widths": kept_widths,
                 **result,
                 "commit": git_commit(),
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
