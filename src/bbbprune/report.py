@@ -146,7 +146,8 @@ def render_metrics_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
             elif col["field"] == "per_layer_sparsity":
                 ours = _per_layer(sel[col["field"]].tolist())
             elif col["field"] == "kept_widths":  # the architecture of the first seed
-                ours = "-".join(str(w) for w in sel[col["field"]].iloc[0])
+                widths = sel[col["field"]].iloc[0]
+                ours = "–" if widths is None else "-".join(str(w) for w in widths)
             else:
                 ours = _fmt(sel[col["field"]].tolist(), col.get("format", "{:.2f}"))
             paper = published[j] if j < len(published) else None
