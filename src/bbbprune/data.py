@@ -299,7 +299,9 @@ def load_tensors(cfg, device: torch.device | str = "cpu", log=print) -> TensorDa
 
     ``cfg``: name, root, pixel_scale (pixels are divided by it: 255, or 126 as in Blundell et al.),
     mean/std (optional per-channel normalisation after scaling), val_size (the validation split is
-    the last ``val_size`` images of the training set), train_subset (smoke runs), verify, sources.
+    the last ``val_size`` images of the training set), train_subset (smoke runs), random_labels
+    (optional: shuffle the training and validation labels; the test labels stay true), verify,
+    sources.
     """
     spec = DATASETS[check_choice("dataset", cfg.name, DATASETS)]
     root = Path(cfg.root)
@@ -310,6 +312,10 @@ def load_tensors(cfg, device: torch.device | str = "cpu", log=print) -> TensorDa
     if not 0 < val < len(xtr):
         raise UserError(f"dataset.val_size={val} must be in (0, {len(xtr)})")
     xtr, ytr, xva, yva = xtr[:-val], ytr[:-val], xtr[-val:], ytr[-val:]
+    if cfg.get("random_labels"):  # Zhang et al. 2017 / Molchanov Sec. 6: nothing to learn
+        shuffle = torch.Generator().manual_seed(int(cfg.get("random_labels_seed", 0)))
+        ytr = ytr[torch.randperm(len(ytr), generator=shuffle)]
+        yva = yva[torch.randperm(len(yva), generator=shuffle)]
     if cfg.get("train_subset"):
         xtr, ytr = xtr[: int(cfg.train_subset)], ytr[: int(cfg.train_subset)]
 

@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,7 @@ COLUMN_DEFINITIONS = {
     "compression": "|W| / |W ≠ 0|: prunable weights over the weights left non-zero",
     "per_layer_sparsity": "share of each layer's weights set to exactly 0 (%), input layer first",
     "achieved_sparsity": "share of all prunable weights set to exactly 0",
+    "final_train_accuracy": "accuracy on the training set during the last epoch",
     "kept_widths": "the network left once dead inputs/neurons are removed (structured.shrink): "
     "inputs read, then the width of every layer",
     "accuracy": "test accuracy (fraction correct) on the 10,000 test images",
@@ -157,9 +159,10 @@ def render_metrics_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
 
 
 def render_runs(runs: list[dict]) -> str:
-    """Per-run facts: final test error, wall time per epoch, parameter count."""
+    """Per-run facts: final test error, median wall time per epoch (robust to a few epochs slowed
+    by other work on a shared machine), parameter count."""
     lines = [
-        "| run | epochs | parameters | wall s/epoch | test error % (mean weights) "
+        "| run | epochs | parameters | median wall s/epoch | test error % (mean weights) "
         "| test error % (sampled) |",
         "|---|---|---|---|---|---|",
     ]
@@ -167,7 +170,8 @@ def render_runs(runs: list[dict]) -> str:
         sampled = m["test"].get("sampled", {}).get("error")
         lines.append(
             f"| {m['run']} | {m['epochs']} | {m['parameters']:,} | "
-            f"{m['wall_time_per_epoch_s']:.2f} | {m['test']['mean']['error']:.2f} | "
+            f"{statistics.median(h['wall_time_s'] for h in m['history']):.2f} | "
+            f"{m['test']['mean']['error']:.2f} | "
             f"{'–' if sampled is None else f'{sampled:.2f}'} |"
         )
     return "\n".join(lines)

@@ -309,6 +309,7 @@ def evaluate_pruning(
                 "seed": metrics["seed"],
                 "scale": metrics["scale"],
                 "epochs": metrics["epochs"],
+                "final_train_accuracy": metrics["history"][-1]["train_accuracy"],
                 "criterion": criterion,
                 "fraction": sp["sparsity"] if fraction is None else fraction,
                 "scope": scope,
