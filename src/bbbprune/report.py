@@ -31,6 +31,7 @@ COLUMN_DEFINITIONS = {
     "per_layer_sparsity": "share of each layer's weights set to exactly 0 (%), input layer first",
     "achieved_sparsity": "share of all prunable weights set to exactly 0",
     "final_train_accuracy": "accuracy on the training set during the last epoch",
+    "final_val_error": "validation error in % after the last epoch (the last 10k training images)",
     "kept_widths": "the network left once dead inputs/neurons are removed (structured.shrink): "
     "inputs read, then the width of every layer",
     "accuracy": "test accuracy (fraction correct) on the 10,000 test images",
@@ -158,6 +159,20 @@ def render_metrics_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     return "\n".join(lines)
 
 
+def render_list_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
+    """One row per record that matches ``fixed`` (e.g. one per run of a hyperparameter sweep),
+    columns = record fields, sorted by ``sort_by``."""
+    sel = _select(df, dict(spec.get("fixed", {})))
+    if spec.get("sort_by") and not sel.empty:
+        sel = sel.sort_values(spec["sort_by"])
+    header = [c["label"] for c in spec["columns"]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, rec in sel.iterrows():
+        cells = [c.get("format", "{}").format(rec[c["field"]]) for c in spec["columns"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render_runs(runs: list[dict]) -> str:
     """Per-run facts: final test error, median wall time per epoch (robust to a few epochs slowed
     by other work on a shared machine), parameter count."""
@@ -212,7 +227,9 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     for value in splits:
         if value is not None:
             out += [f"## {spec['split_by']} = {value}", ""]
-        render = render_metrics_table if spec.get("layout") == "metrics" else render_table
+        render = {"metrics": render_metrics_table, "list": render_list_table}.get(
+            spec.get("layout"), render_table
+        )
         out += [render(spec, df, value), ""]
     out += ["## Columns", ""]
     metrics = [spec["metric"]] if spec.get("metric") else [c["field"] for c in spec["columns"]]

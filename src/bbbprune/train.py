@@ -310,6 +310,8 @@ def evaluate_pruning(
                 "scale": metrics["scale"],
                 "epochs": metrics["epochs"],
                 "final_train_accuracy": metrics["history"][-1]["train_accuracy"],
+                "final_val_accuracy": metrics["history"][-1]["val_accuracy"],
+                "prior": metrics.get("prior"),
                 "criterion": criterion,
                 "fraction": sp["sparsity"] if fraction is None else fraction,
                 "scope": scope,
