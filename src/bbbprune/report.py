@@ -31,7 +31,7 @@ COLUMN_DEFINITIONS = {
     "per_layer_sparsity": "share of each layer's weights set to exactly 0 (%), input layer first",
     "achieved_sparsity": "share of all prunable weights set to exactly 0",
     "final_train_accuracy": "accuracy on the training set during the last epoch",
-    "final_val_error": "validation error in % after the last epoch (the last 10k training images)",
+    "final_val_accuracy": "validation accuracy after the last epoch (the last 10k training images)",
     "kept_widths": "the network left once dead inputs/neurons are removed (structured.shrink): "
     "inputs read, then the width of every layer",
     "accuracy": "test accuracy (fraction correct) on the 10,000 test images",
@@ -73,9 +73,15 @@ def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]
         if not metrics_file.exists() or not read_json(metrics_file).get("finished"):
             missing.append(run_dir.name)
             continue
-        runs.append(read_json(metrics_file))
+        metrics = read_json(metrics_file)
+        runs.append(metrics)
+        run_facts = {  # facts of the whole run that tables may show beside each record
+            "prior": metrics.get("prior"),
+            "final_train_accuracy": metrics["history"][-1]["train_accuracy"],
+            "final_val_accuracy": metrics["history"][-1]["val_accuracy"],
+        }
         for path in sorted((run_dir / RECORDS).glob("*.json")):
-            records.append(read_json(path))
+            records.append({**run_facts, **read_json(path)})
     return pd.DataFrame(records), runs, missing
 
 
