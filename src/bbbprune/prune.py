@@ -13,6 +13,17 @@ from .errors import UserError, check_choice
 from .layers import prunable_layers
 
 
+def _layers_having(model: nn.Module, attribute: str, criterion: str, what: str) -> dict:
+    """The prunable layers, if every one has ``attribute``; else the criterion's one-line error."""
+    layers = prunable_layers(model)
+    missing = [n for n, m in layers.items() if not hasattr(m, attribute)]
+    if missing:
+        raise UserError(
+            f"criterion {criterion!r} needs {what}; {missing[0]} has none: use magnitude or random"
+        )
+    return layers
+
+
 def magnitude_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor]:
     """|w| for deterministic layers, |μ| for Bayesian ones (Han et al. 2015)."""
     return {n: m.point_weight().detach().abs() for n, m in prunable_layers(model).items()}
@@ -20,13 +31,9 @@ def magnitude_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor
 
 def snr_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor]:
     """Signal-to-noise ratio |μ|/σ with σ = softplus(ρ) (Blundell et al. 2015, Sec. 5.1)."""
-    layers = prunable_layers(model)
-    missing = [n for n, m in layers.items() if not hasattr(m, "weight_sigma")]
-    if missing:
-        raise UserError(
-            "criterion 'snr' needs a Bayesian model (layers with a posterior σ); "
-            f"{missing[0]} has none: use magnitude or random"
-        )
+    layers = _layers_having(
+        model, "weight_sigma", "snr", "a Bayesian model (layers with a posterior σ)"
+    )
     return {n: (m.weight_mu.detach().abs() / m.weight_sigma().detach()) for n, m in layers.items()}
 
 
@@ -42,13 +49,12 @@ def log_alpha_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor
     """−log α, so the weights with the largest dropout rate α = σ²/θ² go first (Molchanov et
     al. 2017; their fixed rule, log α ≥ 3, is bbbprune.sparsify.threshold_masks).
     For layers with input-group variables log α is the larger of the weight's and its group's."""
-    layers = prunable_layers(model)
-    missing = [n for n, m in layers.items() if not hasattr(m, "effective_log_alpha")]
-    if missing:
-        raise UserError(
-            "criterion 'log_alpha' needs a Sparse VD model (layers with a dropout rate log α); "
-            f"{missing[0]} has none: use magnitude or random"
-        )
+    layers = _layers_having(
+        model,
+        "effective_log_alpha",
+        "log_alpha",
+        "a Sparse VD model (layers with a dropout rate log α)",
+    )
     return {n: -m.effective_log_alpha().detach() for n, m in layers.items()}
 
 
