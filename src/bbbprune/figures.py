@@ -65,14 +65,19 @@ def _weights(run_dir: Path):
 
 
 def weight_histograms(jobs, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for _, run_dir, m in _finished(jobs):
+    """One panel per run on a shared axis: the density of the weight values (μ for BBB), on a
+    log scale so that the tails show (Blundell et al. 2015, Fig. 1)."""
+    runs = list(_finished(jobs))
+    fig, axes = plt.subplots(
+        len(runs), 1, figsize=(7, 1.3 * len(runs) + 0.8), sharex=True, squeeze=False
+    )
+    for ax, (_, run_dir, m) in zip(axes[:, 0], runs, strict=True):
         mu, _ = _weights(run_dir)
-        ax.hist(
-            mu.clamp(-0.3, 0.3).numpy(), bins=200, density=True, histtype="step", label=_label(m)
-        )
-    ax.set(xlabel="weight value (μ for Bayes by Backprop), clipped to ±0.3", ylabel="density")
-    ax.legend(fontsize=6)
+        ax.hist(mu.clamp(-0.3, 0.3).numpy(), bins=240, density=True, log=True)
+        ax.set_ylabel("density", fontsize=7)
+        ax.set_title(_label(m), fontsize=8)
+    axes[-1, 0].set_xlabel("weight value (μ for Bayes by Backprop), clipped to ±0.3")
+    fig.tight_layout()
     return _save(fig, path)
 
 
