@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JOBS ?= 1
 SCALE ?= small
-EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad molchanov_lenet random_labels
+EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad molchanov_lenet
 
 .PHONY: help venv data test test-all reproduce-tables tables lint benchmark clean
 
