@@ -4,7 +4,6 @@ really prune, the log α ≥ 3 rule, the physically smaller rebuilt network, the
 
 from __future__ import annotations
 
-import io
 import math
 
 import pytest
@@ -412,11 +411,10 @@ def test_shrinking_a_trained_and_thresholded_svd_network():
 
 # -- the method ----------------------------------------------------------------------------------
 
-SVD_METHODS = ["svd", "ard", "svd_group"]
-MODELS = {
-    "mlp": {"name": "mlp", "hidden": [16, 8]},
-    "lenet5": {"name": "lenet5", "conv": [4, 6], "fc": 12},
-}
+# The output-shape / finite-loss / exact-fraction / save-load contract of svd, ard and svd_group
+# is the shared one in tests/test_methods_contract.py.
+
+MODELS = {"mlp": {"name": "mlp", "hidden": [16, 8]}}
 
 
 def _setup(method_name, model_name):
@@ -424,36 +422,6 @@ def _setup(method_name, model_name):
     spec = dict(MODELS[model_name], input_shape=[1, 28, 28], n_classes=10, dropout=method.dropout)
     torch.manual_seed(0)
     return method, build_model(spec, method.layer_factory())
-
-
-@pytest.mark.parametrize("model_name", list(MODELS))
-@pytest.mark.parametrize("method_name", SVD_METHODS)
-def test_method_contract(method_name, model_name):
-    method, model = _setup(method_name, model_name)
-    assert method.name == method_name and method.threshold == 3.0
-    x, y = torch.rand(5, 1, 28, 28), torch.randint(0, 10, (5,))
-    model.train()
-    logits = model(x)
-    assert logits.shape == (5, 10)
-    terms = method.loss_terms(model, StepInfo(12, 1, 4, 100))
-    assert set(terms) == {"kl"}
-    assert terms["kl"].ndim == 0 and torch.isfinite(terms["kl"])
-    loss = F.cross_entropy(logits, y) + terms["kl"]
-    loss.backward()
-    assert all(p.grad is not None for p in model.parameters())
-
-    prune_model(model, "log_alpha", 0.75)
-    s = sparsity(model)
-    assert s["removed"] == round(0.75 * s["prunable"])
-    buf = io.BytesIO()
-    model.eval()
-    out = model(x)
-    torch.save(model.state_dict(), buf)
-    buf.seek(0)
-    _, fresh = _setup(method_name, model_name)
-    fresh.load_state_dict(torch.load(buf, weights_only=True))
-    fresh.eval()
-    assert torch.equal(fresh(x), out)  # masks travel with the state dict
 
 
 def test_kl_warm_up_weight_by_hand():
