@@ -102,6 +102,7 @@ def load_run(run_dir: Path, device: torch.device | None = None):
     check_compatible(state, method, spec, run_dir / CHECKPOINT)
     model = build_model(spec, method.layer_factory())
     model.load_state_dict(state["model"])
+    method.load_state_dict(state.get("method_state") or {})
     if device is not None:
         model.to(device)
     return cfg, method, model, state

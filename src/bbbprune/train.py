@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .data import TensorData, load_tensors
 from .errors import UserError
-from .evaluate import evaluate
+from .evaluate import classification_metrics
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
 from .prune import SCOPES, SCORE_FUNCTIONS, apply_masks, check_fraction, prune_model, sparsity
@@ -44,6 +44,11 @@ from .structured import removed_units
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def method_metrics(method: Method, model: nn.Module, x, y, mode: str) -> dict:
+    """Accuracy, error and NLL of the method's predictive ``mode`` on (x, y)."""
+    return classification_metrics(method.predict_log_probs(model, x, mode), y)
 
 
 def run_epoch(
@@ -149,6 +154,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         state = load_checkpoint(ckpt_path)
         check_compatible(state, method, spec, ckpt_path)
         model.load_state_dict(state["model"])
+        method.load_state_dict(state.get("method_state") or {})
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
@@ -179,8 +185,9 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         )
         if scheduler is not None:
             scheduler.step()
+        stats.update(method.on_epoch_end(model, optimizer, epoch))
         wall = time.perf_counter() - t0
-        val = evaluate(model, data.x_val, data.y_val, "mean")
+        val = method_metrics(method, model, data.x_val, data.y_val, "mean")
         history.append(
             {
                 "epoch": epoch + 1,
@@ -198,6 +205,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
                 "method": method.name,
                 "model_spec": spec,
                 "model": model.state_dict(),
+                "method_state": method.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "epoch": epoch + 1,
@@ -208,7 +216,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         )
 
     test = {
-        mode: evaluate(model, data.x_test, data.y_test, mode, method.eval_samples)
+        mode: method_metrics(method, model, data.x_test, data.y_test, mode)
         for mode in method.prediction_modes
     }
     metrics = {
@@ -300,7 +308,7 @@ def evaluate_pruning(
         # the architecture left after removing dead neurons/filters (structured.shrink)
         kept_widths = removed_units(model)["kept_widths"] if fraction is None else None
         for mode in method.prediction_modes:
-            result = evaluate(model, data.x_test, data.y_test, mode, method.eval_samples)
+            result = method_metrics(method, model, data.x_test, data.y_test, mode)
             rec = {
                 "run": run_dir.name,
                 "method": metrics["method"],

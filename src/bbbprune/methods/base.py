@@ -2,7 +2,9 @@
 
 A method supplies: the layers its networks are built from, extra loss terms added to the data
 term, the pruning criteria it supports (score functions live in bbbprune.prune), the prediction
-modes it reports, and optionally its own optimizer. The trainer knows nothing else about it.
+modes it reports, and optionally its own optimizer, an end-of-epoch step (e.g. an EM update that
+removes groups), its own predictive (e.g. an ensemble of snapshots) and state that must survive a
+resume. The trainer knows nothing else about it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,26 @@ class Method:
 
     def make_optimizer(self, model: nn.Module, optimizer_factory) -> torch.optim.Optimizer:
         return optimizer_factory(model.parameters())
+
+    def on_epoch_end(self, model: nn.Module, optimizer, epoch: int) -> dict:
+        """Called after every training epoch (``epoch`` 0-based), before validation; returns
+        numbers to log in that epoch's history (e.g. groups removed). State that must survive a
+        resume belongs in the model's buffers, the optimizer state or ``state_dict``."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """Method state saved in the checkpoint beside the model (e.g. posterior snapshots)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise UserError(f"method {self.name} has no state to load, got {sorted(state)}")
+
+    def predict_log_probs(self, model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
+        """Log predictive probabilities for prediction ``mode`` (one of ``prediction_modes``)."""
+        from ..evaluate import predict_log_probs
+
+        return predict_log_probs(model, x, mode, self.eval_samples)
 
     def native_masks(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
         """The method's own pruning rule (e.g. Sparse VD's log α ≥ 3) as masks by layer name;
