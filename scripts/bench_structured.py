@@ -14,29 +14,16 @@ of both, side by side. Asserts nothing about time.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from bbbprune.data import load_tensors
+from bbbprune.latency import median_latency_ms as latency_ms
 from bbbprune.layers import prunable_layers
 from bbbprune.prune import apply_masks, prune_model
 from bbbprune.runs import load_run
 from bbbprune.structured import kept_widths, shrink
-
-
-def latency_ms(model, x, repeats: int) -> float:
-    with torch.inference_mode():
-        for _ in range(5):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:

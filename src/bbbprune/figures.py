@@ -1,5 +1,7 @@
 """Figures written next to the tables: loss curves, weight-value histograms (Blundell et al.
-2015, Fig. 1 style), and the density of the signal-to-noise ratio in dB, 10·log10(|μ|/σ)."""
+2015, Fig. 1 style), the density of the signal-to-noise ratio in dB, 10·log10(|μ|/σ), and for
+Sparse VD the per-layer log α histograms and the first layer's kept weights as 28×28 images
+(Molchanov et al. 2017, Fig. 1 and Sec. 5)."""
 
 from __future__ import annotations
 
@@ -103,10 +105,76 @@ def snr_density(jobs, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _runs_with_log_alpha(jobs):
+    for _, run_dir, m in _finished(jobs):
+        _, method, model, _ = load_run(run_dir)
+        layers = {n: mod for n, mod in prunable_layers(model).items() if hasattr(mod, "log_alpha")}
+        if layers:
+            yield run_dir, m, method, model, layers
+
+
+def log_alpha_histograms(jobs, path: Path) -> Path | None:
+    """One row per Sparse VD run, one panel per layer: the histogram of log α (effective, i.e.
+    with the group variable for svd_group) with the pruning threshold drawn as a line."""
+    runs = list(_runs_with_log_alpha(jobs))
+    if not runs:
+        return None
+    width = max(len(r[4]) for r in runs)
+    fig, axes = plt.subplots(
+        len(runs), width, figsize=(3.2 * width, 2.4 * len(runs)), squeeze=False
+    )
+    for row, (_, m, method, _, layers) in zip(axes, runs, strict=True):
+        for ax, (name, layer) in zip(row, layers.items(), strict=False):
+            la = layer.effective_log_alpha().detach().flatten()
+            ax.hist(la.numpy(), bins=80, log=True)
+            threshold = getattr(method, "threshold", None)
+            if threshold is not None:
+                ax.axvline(threshold, color="red", lw=1)
+            kept = (la < threshold).float().mean().item() if threshold is not None else 1.0
+            ax.set_title(f"{m['method']} {name}: {100 * kept:.1f}% kept", fontsize=8)
+            ax.set_xlabel("log α", fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def first_layer_masks(jobs, path: Path, n_units: int = 8) -> Path | None:
+    """The first layer of each run with a native pruning rule, as 28×28 images: the number of
+    kept outgoing weights of every input pixel, then the kept-weight masks of the ``n_units``
+    hidden units that keep the most weights (white = kept)."""
+    rows = []
+    for _, run_dir, m in _finished(jobs):
+        _, method, model, _ = load_run(run_dir)
+        masks = method.native_masks(model)
+        if not masks:
+            continue
+        first = next(iter(masks.values())).detach()
+        if first.dim() != 2 or first.shape[1] != 28 * 28:
+            continue
+        rows.append((m, first.float()))
+    if not rows:
+        return None
+    fig, axes = plt.subplots(len(rows), n_units + 1, figsize=(1.4 * (n_units + 1), 1.7 * len(rows)))
+    axes = axes.reshape(len(rows), n_units + 1)
+    for row, (m, mask) in zip(axes, rows, strict=True):
+        row[0].imshow(mask.sum(0).reshape(28, 28).numpy(), cmap="viridis")
+        row[0].set_title(f"{m['method']}: kept per pixel", fontsize=6)
+        top = mask.sum(1).argsort(descending=True)[:n_units]
+        for ax, unit in zip(row[1:], top.tolist(), strict=False):
+            ax.imshow(mask[unit].reshape(28, 28).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"unit {unit}: {int(mask[unit].sum())}", fontsize=6)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 FIGURES = {
     "loss_curves": loss_curves,
     "weight_histograms": weight_histograms,
     "snr_density": snr_density,
+    "log_alpha_histograms": log_alpha_histograms,
+    "first_layer_masks": first_layer_masks,
 }
 
 

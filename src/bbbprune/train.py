@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .data import TensorData, load_tensors
 from .errors import UserError
 from .evaluate import classification_metrics
+from .latency import speedups
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
 from .prune import SCOPES, SCORE_FUNCTIONS, apply_masks, check_fraction, prune_model, sparsity
@@ -39,7 +40,7 @@ from .runs import (
     run_directory,
 )
 from .storage import git_commit, load_checkpoint, read_json, save_checkpoint, write_json, write_text
-from .structured import removed_units
+from .structured import removed_units, shrink
 
 
 class TrainingDiverged(UserError):
@@ -307,6 +308,8 @@ def evaluate_pruning(
         key = -1.0 if fraction is None else fraction  # the native rule's records: one file each
         # the architecture left after removing dead neurons/filters (structured.shrink)
         kept_widths = removed_units(model)["kept_widths"] if fraction is None else None
+        # measured forward speed-up of that physically smaller network over the masked one
+        speed = speedups(model, shrink(model), data.x_test) if fraction is None else {}
         for mode in method.prediction_modes:
             result = method_metrics(method, model, data.x_test, data.y_test, mode)
             rec = {
@@ -329,6 +332,7 @@ def evaluate_pruning(
                 "kept": sp["prunable"] - sp["removed"],
                 "compression": sp["prunable"] / max(sp["prunable"] - sp["removed"], 1),
                 "kept_widths": kept_widths,
+                **speed,
                 **result,
                 "commit": git_commit(),
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
