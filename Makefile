@@ -40,7 +40,10 @@ reproduce-tables: data  ## train, prune and write every table under results/ (in
 tables: $(STAMP)  ## rewrite the tables from the records already on disk
 	@for e in $(EXPERIMENTS); do $(BIN)/bbbprune table experiment=$$e scale=$(SCALE) || exit 1; done
 
-benchmark: $(STAMP)  ## trainer-overhead and BBB step-cost benchmarks
+PEERS := blitz-bayesian-pytorch==0.2.8 bayesian-torch==0.5.0
+
+benchmark: $(STAMP)  ## trainer-overhead and BBB step-cost benchmarks (installs the BBB peers, --no-deps)
+	$(BIN)/pip install --quiet --no-deps $(PEERS)
 	$(BIN)/python scripts/bench_trainer_overhead.py
 	$(BIN)/python scripts/bench_bbb_step.py
 
