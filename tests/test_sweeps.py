@@ -11,6 +11,7 @@ import pytest
 from conftest import compose_config, smoke_overrides
 from test_cli import run
 
+from bbbprune.launchers import ResumingLocalLauncher, resume_overrides
 from bbbprune.report import gather
 
 
@@ -20,13 +21,15 @@ def finished_runs(runs: Path) -> list[Path]:
 
 def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_root):
     common = smoke_overrides(tmp_path, data_root)
-    out = run("train", "-m", "experiment=blundell_table1", "hydra/launcher=submitit_local", *common)
+    common += ["hydra.sweeper.params.method=sgd,dropout"]  # two of the table's four jobs
+    # submitit's local executor through our resume-on-requeue launcher (conf/hydra/launcher)
+    out = run("train", "-m", "experiment=blundell_table1", "hydra/launcher=local_resuming", *common)
     assert out.returncode == 0, out.stderr[-2000:]
     runs = finished_runs(tmp_path / "runs")
-    assert sorted(p.name.split("-")[0] for p in runs) == ["bbb", "bbb_gaussian", "dropout", "sgd"]
+    assert sorted(p.name.split("-")[0] for p in runs) == ["dropout", "sgd"]
     # every job went through submitit: one submission folder per job under the sweep dir
     (sweep,) = (tmp_path / "runs" / "hydra").glob("multirun_*")
-    assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 4
+    assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2
 
     sgd = next(p for p in runs if p.name.startswith("sgd-"))
     out = run(
@@ -46,7 +49,7 @@ def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_
 
     out = run("table", "experiment=blundell_table1", *common)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert re.search(r"\(4 runs, \d+ records, 0 missing\)", out.stdout), out.stdout
+    assert re.search(r"\(2 runs, \d+ records, 0 missing\)", out.stdout), out.stdout
     table = (tmp_path / "results" / "blundell_table1.md").read_text()
     assert "## Missing" not in table
 
@@ -77,3 +80,13 @@ def test_failing_job_does_not_stop_the_sweep_and_the_table_names_it(tmp_path, da
     out = run("train", "method.optimizer.lr=1e30", *common)
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
     assert "training diverged" in out.stderr
+
+
+def test_requeued_job_resumes_its_run():
+    """submitit requeues what the launcher's checkpoint hook returns: the same job, now with
+    train.resume=true (any other train.resume replaced)."""
+    assert resume_overrides(["seed=1", "train.resume=false"]) == ["seed=1", "train.resume=true"]
+    launcher = ResumingLocalLauncher(timeout_min=1)
+    delayed = launcher.checkpoint(["method=bbb"], "hydra.sweep.dir", 3, "job-id", {})
+    assert delayed.function is launcher
+    assert delayed.args == (["method=bbb", "train.resume=true"], "hydra.sweep.dir", 3, "job-id", {})
