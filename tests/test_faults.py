@@ -1,0 +1,145 @@
+"""Runs that survive faults: a training process killed with SIGKILL at random moments, some of
+them inside a checkpoint write, resumes from its last complete checkpoint and ends with exactly
+the numbers of an uninterrupted run; a half-written checkpoint is never loaded; a disk that
+refuses a write gives one clear error and leaves the old file whole."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import smoke_overrides, write_tiny_idx
+
+from bbbprune import storage
+from bbbprune.errors import UserError
+
+EPOCHS = 8
+TRIALS = 6  # kills; trials 1 and 4 land inside a checkpoint write
+DURING_WRITE = (1, 4)
+
+
+def _start(overrides, env_extra=None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bbbprune.cli", "train", *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-2000:]
+    return out
+
+
+def _metrics(runs: Path) -> dict:
+    (run_dir,) = [p for p in runs.iterdir() if p.name != "hydra"]
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "history": [{k: v for k, v in h.items() if k != "wall_time_s"} for h in m["history"]],
+        "test": m["test"],
+    }
+
+
+def _epoch_of(run_dir: Path) -> int:
+    ckpt = run_dir / "checkpoint.pt"
+    return int(storage.load_checkpoint(ckpt)["epoch"]) if ckpt.exists() else 0
+
+
+def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path):
+    data = tmp_path / "data"
+    write_tiny_idx(data / "MNIST" / "raw", n_train=3000, n_test=200)
+    base = smoke_overrides(tmp_path, data) + [
+        "method=dropout",  # dropout masks: the RNG state must survive the kill too
+        f"train.epochs={EPOCHS}",
+        "model.hidden=[256,256]",
+        "dataset.val_size=200",
+        "prune.fractions=[0.5]",
+    ]
+    ref_runs, cut_runs = tmp_path / "ref", tmp_path / "cut"
+
+    t0 = time.monotonic()
+    _finish(_start(base + [f"paths.runs={ref_runs}"]))
+    reference_s = time.monotonic() - t0
+    reference = _metrics(ref_runs)
+
+    cut = base + [f"paths.runs={cut_runs}", "train.resume=true"]
+    rng = random.Random(8)
+    run_dir = None
+    epochs_at_kill, stray_temp_files = [], 0
+    for trial in range(TRIALS):
+        if trial in DURING_WRITE:
+            proc = _start(cut, {storage.PAUSE_ENV: "60"})
+            deadline = time.monotonic() + 120
+            while not (run_dir and (run_dir / storage.PAUSE_MARKER).exists()):
+                assert proc.poll() is None, "finished before the paused checkpoint write"
+                assert time.monotonic() < deadline, "no checkpoint write began"
+                time.sleep(0.02)
+                dirs = [p for p in cut_runs.glob("*") if p.name != "hydra"] if cut_runs.exists() else []
+                run_dir = dirs[0] if dirs else None
+            time.sleep(rng.uniform(0.0, 0.3))  # somewhere inside the stalled write
+        else:
+            proc = _start(cut)
+            time.sleep(rng.uniform(0.3, 0.9) * reference_s)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, f"trial {trial}: exited before the kill"
+        dirs = [p for p in cut_runs.glob("*") if p.name != "hydra"] if cut_runs.exists() else []
+        run_dir = dirs[0] if dirs else None
+        if run_dir is not None:
+            (run_dir / storage.PAUSE_MARKER).unlink(missing_ok=True)
+            # what a killed write leaves is a temp file beside the checkpoint, never the
+            # checkpoint itself: checkpoint.pt always loads
+            stray_temp_files += len(list(run_dir.glob(".checkpoint.pt.*.tmp")))
+            epochs_at_kill.append(_epoch_of(run_dir))
+
+    assert stray_temp_files >= len(DURING_WRITE), "the kills inside a write left no partial file"
+    assert 0 < max(epochs_at_kill) < EPOCHS, epochs_at_kill
+    out = _finish(_start(cut))
+    assert "resuming" in out, out[-2000:]
+    assert _metrics(cut_runs) == reference
+
+
+def test_partial_temp_file_is_never_loaded_and_damaged_checkpoint_is_refused(tmp_path):
+    """A write killed halfway leaves only ``.checkpoint.pt.*.tmp``; loading goes to the old
+    complete file. A checkpoint damaged later (disk fault) is refused with a clear error rather
+    than used or silently replaced (resume would otherwise start over without saying so)."""
+    path = tmp_path / "checkpoint.pt"
+    storage.save_checkpoint(path, {"epoch": 1, "w": torch.arange(1000.0)})
+    full = path.read_bytes()
+    partial = tmp_path / ".checkpoint.pt.abc.tmp"
+    partial.write_bytes(full[: len(full) // 2])
+    assert storage.load_checkpoint(path)["epoch"] == 1
+    with pytest.raises(UserError, match="damaged"):
+        storage.load_checkpoint(partial)
+    path.write_bytes(full[: len(full) // 2])
+    with pytest.raises(UserError, match="damaged or not a bbbprune checkpoint"):
+        storage.load_checkpoint(path)
+
+
+def test_disk_full_is_one_clear_error_and_the_old_file_stays_whole(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    storage.write_json(path, {"old": True})
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(storage.os, "fsync", full_disk)
+    with pytest.raises(UserError, match=f"cannot write {path}: No space left on device"):
+        storage.write_json(path, {"new": True})
+    assert json.loads(path.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
+    with pytest.raises(UserError, match="cannot write"):
+        storage.write_text(tmp_path / "metrics.json" / "under_a_file.md", "x")
