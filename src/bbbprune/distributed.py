@@ -62,7 +62,9 @@ class Shard:
         (rank 0's initial weights are broadcast; gradients are averaged after backward)."""
         if not self.enabled:
             return model
-        ids = [self.device.index] if self.device is not None and self.device.type == "cuda" else None
+        ids = (
+            [self.device.index] if self.device is not None and self.device.type == "cuda" else None
+        )
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     def close(self) -> None:
