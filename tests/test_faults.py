@@ -7,41 +7,45 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import smoke_overrides, write_tiny_idx
+from conftest import compose_config, smoke_overrides, write_tiny_idx
 
 from bbbprune import storage
 from bbbprune.errors import UserError
+from bbbprune.train import train
 
 EPOCHS = 6
 TRIALS = 5  # kills; trials 1 and 3 land inside a checkpoint write
 DURING_WRITE = (1, 3)
 
 
-def _start(overrides, env_extra=None) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "bbbprune.cli", "train", *overrides],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
+def _train_in_child(overrides: list[str], env: dict) -> None:
+    os.environ.update(env)
+    torch.set_num_threads(1)
+    train(compose_config(overrides), log=lambda *_: None)
+
+
+def _start(overrides, env_extra=None) -> multiprocessing.Process:
+    """Train in a forked child process: torch is already imported, so a trial costs its
+    training time rather than an interpreter start."""
+    proc = multiprocessing.get_context("fork").Process(
+        target=_train_in_child, args=(list(overrides), dict(env_extra or {}))
     )
+    proc.start()
+    return proc
 
 
-def _finish(proc: subprocess.Popen) -> str:
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out[-2000:]
-    return out
+def _finish(proc: multiprocessing.Process) -> None:
+    proc.join(timeout=300)
+    assert proc.exitcode == 0, f"training child exited with {proc.exitcode}"
 
 
 def _metrics(runs: Path) -> dict:
@@ -75,32 +79,36 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path):
     ]
     ref_runs, cut_runs = tmp_path / "ref", tmp_path / "cut"
 
-    t0 = time.monotonic()
     _finish(_start(base + [f"paths.runs={ref_runs}"]))
-    reference_s = time.monotonic() - t0
     reference = _metrics(ref_runs)
+    ref_dir = _run_dir(ref_runs)
+    # training proper: from config.yaml (written just before the first epoch) to metrics.json
+    train_s = (ref_dir / "metrics.json").stat().st_mtime - (ref_dir / "config.yaml").stat().st_mtime
 
     cut = base + [f"paths.runs={cut_runs}", "train.resume=true"]
     rng = random.Random(8)
-    run_dir = None
     epochs_at_kill, stray_temp_files = [], 0
     for trial in range(TRIALS):
+        left = 1 - _epoch_of(_run_dir(cut_runs) or tmp_path) / EPOCHS  # share of epochs to go
+        started = time.time()
+        proc = _start(cut, {storage.PAUSE_ENV: "60"} if trial in DURING_WRITE else None)
+        marker = storage.PAUSE_MARKER if trial in DURING_WRITE else "config.yaml"
+        deadline = time.monotonic() + 180
+        while True:  # until this process stalls in a checkpoint write / begins its epochs
+            assert proc.is_alive(), f"trial {trial}: finished before the kill"
+            assert time.monotonic() < deadline, f"trial {trial}: never got to {marker}"
+            run_dir = _run_dir(cut_runs)
+            if run_dir and (run_dir / marker).exists():
+                if (run_dir / marker).stat().st_mtime >= started - 0.05:
+                    break
+            time.sleep(0.02)
         if trial in DURING_WRITE:
-            proc = _start(cut, {storage.PAUSE_ENV: "60"})
-            deadline = time.monotonic() + 120
-            while not (run_dir and (run_dir / storage.PAUSE_MARKER).exists()):
-                assert proc.poll() is None, "finished before the paused checkpoint write"
-                assert time.monotonic() < deadline, "no checkpoint write began"
-                time.sleep(0.02)
-                run_dir = _run_dir(cut_runs)
             time.sleep(rng.uniform(0.0, 0.3))  # somewhere inside the stalled write
         else:
-            proc = _start(cut)
-            time.sleep(rng.uniform(0.3, 0.9) * reference_s)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        assert proc.returncode == -signal.SIGKILL, f"trial {trial}: exited before the kill"
-        run_dir = _run_dir(cut_runs)
+            time.sleep(rng.uniform(0.05, 0.8) * left * train_s)  # mid-epoch or mid-write
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(timeout=60)
+        assert proc.exitcode == -signal.SIGKILL, f"trial {trial}: exited before the kill"
         if run_dir is not None:
             (run_dir / storage.PAUSE_MARKER).unlink(missing_ok=True)
             # what a killed write leaves is a temp file beside the checkpoint, never the
@@ -109,9 +117,8 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path):
             epochs_at_kill.append(_epoch_of(run_dir))
 
     assert stray_temp_files >= len(DURING_WRITE), "the kills inside a write left no partial file"
-    assert 0 < max(epochs_at_kill) < EPOCHS, epochs_at_kill
-    out = _finish(_start(cut))
-    assert "resuming" in out, out[-2000:]
+    assert 0 < epochs_at_kill[-1] < EPOCHS, epochs_at_kill  # the last run resumes mid-way
+    _finish(_start(cut))
     assert _metrics(cut_runs) == reference
 
 
