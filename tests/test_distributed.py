@@ -11,10 +11,11 @@ import sys
 import pytest
 import torch
 from conftest import compose_config, smoke_overrides
+from hydra.utils import instantiate
 
 from bbbprune.distributed import Shard, setup
 from bbbprune.errors import UserError
-from bbbprune.train import train
+from bbbprune.train import build, run_epoch, train
 
 
 def test_shards_partition_every_minibatch():
@@ -23,6 +24,26 @@ def test_shards_partition_every_minibatch():
     assert sorted(torch.cat(shards).tolist()) == sorted(idx.tolist())
     assert [len(s) for s in shards] == [3, 2, 2]
     assert torch.equal(Shard().batch(idx), idx)
+
+
+class _UnreducedShard(Shard):
+    """A rank's view without a process group: sums stay local."""
+
+    def sum(self, tensor):
+        return tensor
+
+
+def test_run_epoch_trains_on_this_ranks_shard_only(smoke_cfg):
+    """250 training examples in global batches of 32: rank 1 of 2 sees 16 of each full batch
+    and 13 of the last 26."""
+    cfg = smoke_cfg("method=sgd")
+    data, method, _, model = build(cfg, torch.device("cpu"), log=lambda *_: None)
+    seen = []
+    model.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
+    optimizer = method.make_optimizer(model, instantiate(cfg.method.optimizer))
+    shard = _UnreducedShard(rank=1, world_size=2)
+    run_epoch(model, method, optimizer, data, 32, torch.Generator().manual_seed(0), 0, shard=shard)
+    assert data.n_train == 250 and seen == [16] * 7 + [13]
 
 
 def test_distributed_modes_are_checked(monkeypatch):
