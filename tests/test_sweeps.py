@@ -11,7 +11,7 @@ import pytest
 from conftest import compose_config, smoke_overrides
 from test_cli import run
 
-from bbbprune.launchers import ResumingLocalLauncher, resume_overrides
+from bbbprune.launchers import resume_if_requeued
 from bbbprune.report import gather
 
 
@@ -21,9 +21,9 @@ def finished_runs(runs: Path) -> list[Path]:
 
 def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_root):
     common = smoke_overrides(tmp_path, data_root)
-    common += ["hydra.sweeper.params.method=sgd,dropout"]  # two of the table's four jobs
-    # submitit's local executor through our resume-on-requeue launcher (conf/hydra/launcher)
-    out = run("train", "-m", "experiment=blundell_table1", "hydra/launcher=local_resuming", *common)
+    common += ["hydra.sweeper.params.method='sgd,dropout'"]  # two of the table's four jobs
+    # submitit's local executor: the submission path of hydra/launcher=slurm, as local processes
+    out = run("train", "-m", "experiment=blundell_table1", "hydra/launcher=submitit_local", *common)
     assert out.returncode == 0, out.stderr[-2000:]
     runs = finished_runs(tmp_path / "runs")
     assert sorted(p.name.split("-")[0] for p in runs) == ["dropout", "sgd"]
@@ -82,11 +82,27 @@ def test_failing_job_does_not_stop_the_sweep_and_the_table_names_it(tmp_path, da
     assert "training diverged" in out.stderr
 
 
-def test_requeued_job_resumes_its_run():
-    """submitit requeues what the launcher's checkpoint hook returns: the same job, now with
-    train.resume=true (any other train.resume replaced)."""
-    assert resume_overrides(["seed=1", "train.resume=false"]) == ["seed=1", "train.resume=true"]
-    launcher = ResumingLocalLauncher(timeout_min=1)
-    delayed = launcher.checkpoint(["method=bbb"], "hydra.sweep.dir", 3, "job-id", {})
-    assert delayed.function is launcher
-    assert delayed.args == (["method=bbb", "train.resume=true"], "hydra.sweep.dir", 3, "job-id", {})
+def test_requeued_slurm_job_resumes_its_run(smoke_cfg, monkeypatch):
+    """SLURM sets SLURM_RESTART_COUNT in a requeued job: that job resumes; a first run doesn't."""
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    assert resume_if_requeued(smoke_cfg(), log=print).train.resume is False
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    said = []
+    assert resume_if_requeued(smoke_cfg(), log=said.append).train.resume is True
+    assert said == ["requeued job (SLURM restart 2): resuming"]
+
+
+def test_slurm_preset_composes_with_partition_gpus_time_limit_and_requeue():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="bbbprune.conf", version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=long"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition == "long" and launcher.gpus_per_node == 1
+    assert launcher.timeout_min == 720 and launcher.max_num_timeout == 20
+    assert launcher.additional_parameters == {"requeue": True}

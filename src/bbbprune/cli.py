@@ -26,9 +26,10 @@ Hydra options work after the command: -m (multirun sweep), --cfg job, --help."""
 
 
 def cmd_train(cfg: DictConfig) -> None:
+    from .launchers import resume_if_requeued
     from .train import train
 
-    train(cfg)
+    train(resume_if_requeued(cfg))
 
 
 def cmd_prune(cfg: DictConfig) -> None:

@@ -1,34 +1,30 @@
-"""Submitit launchers whose requeued jobs resume (conf/hydra/launcher/slurm.yaml).
+"""Cluster jobs that survive preemption (conf/hydra/launcher/slurm.yaml).
 
-On preemption or at its time limit, submitit signals the job, calls the launcher's
-``checkpoint`` hook and requeues what the hook returns (submitit docs, "checkpointing"). Hydra's
-launcher resubmits the same job with the same overrides; ours adds ``train.resume=true`` so the
-rerun continues from the run's last complete checkpoint instead of starting over.
+On preemption or at its time limit, submitit signals the job, calls hydra-submitit-launcher's
+``checkpoint`` hook, which resubmits the same job with the same overrides, and requeues it
+(submitit docs, "checkpointing"). SLURM counts the restarts in ``SLURM_RESTART_COUNT``; a job
+that sees a count above 0 is a requeued one and resumes its run from the last complete
+checkpoint instead of starting over, whatever ``train.resume`` says.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
 
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
-
-RESUME = "train.resume=true"
+from omegaconf import DictConfig
 
 
-def resume_overrides(sweep_overrides: list[str]) -> list[str]:
-    """The job's overrides with any ``train.resume=...`` replaced by ``train.resume=true``."""
-    kept = [o for o in sweep_overrides if o.split("=")[0].lstrip("+~") != "train.resume"]
-    return [*kept, RESUME]
+def requeued() -> bool:
+    """True in a SLURM job that has been requeued (preempted, or past its time limit)."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
 
 
-class _ResumeOnRequeue:
-    def checkpoint(self, sweep_overrides: list[str], *args: Any, **kwargs: Any) -> Any:
-        return super().checkpoint(resume_overrides(list(sweep_overrides)), *args, **kwargs)
-
-
-class ResumingSlurmLauncher(_ResumeOnRequeue, SlurmLauncher):
-    """hydra-submitit-launcher's SLURM launcher; a requeued job resumes its run."""
-
-
-class ResumingLocalLauncher(_ResumeOnRequeue, LocalLauncher):
-    """The same for submitit's local executor (what the tests exercise)."""
+def resume_if_requeued(cfg: DictConfig, log=print) -> DictConfig:
+    """``cfg`` with ``train.resume=true`` when this job is a requeued one."""
+    if requeued() and not cfg.train.resume:
+        cfg.train.resume = True
+        log(f"requeued job (SLURM restart {os.environ['SLURM_RESTART_COUNT']}): resuming")
+    return cfg
