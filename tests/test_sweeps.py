@@ -21,9 +21,11 @@ def finished_runs(runs: Path) -> list[Path]:
 
 def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_root):
     common = smoke_overrides(tmp_path, data_root)
-    common += ["hydra.sweeper.params.method='sgd,dropout'"]  # two of the table's four jobs
+    two = ["hydra.sweeper.params.method='sgd,dropout'"]  # two of the table's four jobs
     # submitit's local executor: the submission path of hydra/launcher=slurm, as local processes
-    out = run("train", "-m", "experiment=blundell_table1", "hydra/launcher=submitit_local", *common)
+    out = run(
+        "train", "-m", "experiment=blundell_table1", "hydra/launcher=submitit_local", *two, *common
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     runs = finished_runs(tmp_path / "runs")
     assert sorted(p.name.split("-")[0] for p in runs) == ["dropout", "sgd"]
@@ -47,7 +49,7 @@ def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_
         rec = json.loads((sgd / "records" / f"magnitude_{frac:.4f}_global_mean.json").read_text())
         assert rec["achieved_sparsity"] == pytest.approx(frac, abs=1e-3)
 
-    out = run("table", "experiment=blundell_table1", *common)
+    out = run("table", "experiment=blundell_table1", *two, *common)
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"\(2 runs, \d+ records, 0 missing\)", out.stdout), out.stdout
     table = (tmp_path / "results" / "blundell_table1.md").read_text()
