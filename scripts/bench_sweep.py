@@ -7,7 +7,7 @@ empty run store. Prints both times, their ratio, the machine load before and aft
 both sweeps produced the same test errors; writes the same lines to
 results/benchmarks_sweep.txt.
 
-    python scripts/bench_sweep.py [--epochs 5] [--out results/benchmarks_sweep.txt]
+    python scripts/bench_sweep.py [--epochs 3] [--out results/benchmarks_sweep.txt]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks_sweep.txt"))
     args = parser.parse_args()
     lines = [
