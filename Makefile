@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JOBS ?= 1
 SCALE ?= small
+# JOBS>1: train each experiment's sweep with that many local worker processes (hydra joblib)
+LAUNCHER = $(if $(filter-out 0 1,$(JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS))
 EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad molchanov_lenet
 
 .PHONY: help venv data test test-all reproduce-tables tables lint benchmark clean
@@ -31,11 +33,11 @@ test-all: $(STAMP)  ## every test, slow ones included
 	$(BIN)/python -m pytest -q -m ''
 
 reproduce-tables: data  ## train, prune and write every table under results/ (incremental, resumable)
-	@for e in $(EXPERIMENTS); do \
+	@status=0; for e in $(EXPERIMENTS); do \
 	  echo "== $$e (scale=$(SCALE))"; \
-	  $(BIN)/bbbprune train -m experiment=$$e scale=$(SCALE) train.resume=true || exit 1; \
+	  $(BIN)/bbbprune train -m experiment=$$e scale=$(SCALE) train.resume=true $(LAUNCHER) || status=1; \
 	  $(BIN)/bbbprune table experiment=$$e scale=$(SCALE) || exit 1; \
-	done
+	done; exit $$status  # a failed job: the table lists it, the other jobs and tables still ran
 
 tables: $(STAMP)  ## rewrite the tables from the records already on disk
 	@for e in $(EXPERIMENTS); do $(BIN)/bbbprune table experiment=$$e scale=$(SCALE) || exit 1; done

@@ -7,6 +7,7 @@ shipped inside the package as bbbprune.conf) and accepts Hydra's options, e.g. `
 from __future__ import annotations
 
 import sys
+import traceback
 
 import hydra
 from omegaconf import DictConfig
@@ -25,9 +26,10 @@ Hydra options work after the command: -m (multirun sweep), --cfg job, --help."""
 
 
 def cmd_train(cfg: DictConfig) -> None:
+    from .launchers import resume_if_requeued
     from .train import train
 
-    train(cfg)
+    train(resume_if_requeued(cfg))
 
 
 def cmd_prune(cfg: DictConfig) -> None:
@@ -70,13 +72,32 @@ def cmd_data(cfg: DictConfig) -> None:
 COMMANDS = {"train": cmd_train, "prune": cmd_prune, "table": cmd_table, "data": cmd_data}
 
 
-def _guarded(command):
+def _failure_dir(name: str, cfg: DictConfig):
+    """Where a failed job of ``name`` is recorded: a training run's own directory."""
+    if name != "train":
+        return None
+    from .runs import run_directory
+
+    try:
+        return run_directory(cfg)
+    except Exception:  # a config too broken to name its run
+        return None
+
+
+def _guarded(command, name: str = ""):
+    """One-line errors for user mistakes. In a sweep (-m) a failing job is recorded
+    (failures.py) and raised as JobFailed, so Hydra runs the other jobs and exits 1 at the end."""
+
     def task(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        from .failures import JobFailed, clear_failure, failure_reason, record_failure
+
+        hc = HydraConfig.get()
+        failure_dir = _failure_dir(name, cfg)
         try:
             command(cfg)
-        except UserError as exc:
-            print(f"bbbprune: error: {exc}", file=sys.stderr)
-            sys.exit(2)
         except KeyboardInterrupt:
             print(
                 "bbbprune: interrupted (the last complete checkpoint is kept; "
@@ -84,6 +105,26 @@ def _guarded(command):
                 file=sys.stderr,
             )
             sys.exit(130)
+        except Exception as exc:
+            if failure_dir is not None and failure_dir.is_dir():
+                try:
+                    record_failure(failure_dir, exc, list(hc.overrides.task))
+                except UserError:
+                    pass  # the disk refuses; the error below still says what failed
+            if not isinstance(exc, UserError):
+                if hc.mode != RunMode.MULTIRUN:
+                    raise
+                traceback.print_exc()
+            print(f"bbbprune: error: {exc}", file=sys.stderr)
+            if hc.mode != RunMode.MULTIRUN:
+                sys.exit(2)
+            raise JobFailed(
+                f"bbbprune: error: sweep job #{hc.job.num} "
+                f"({' '.join(hc.overrides.task)}) failed: {failure_reason(exc)} "
+                "(the other jobs ran; `bbbprune table` lists every failed job)"
+            ) from exc
+        if failure_dir is not None:
+            clear_failure(failure_dir)
 
     return task
 
@@ -102,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     sys.argv = [f"bbbprune {command}", *argv[1:]]
     app = hydra.main(version_base="1.3", config_path="pkg://bbbprune.conf", config_name="config")(
-        _guarded(COMMANDS[command])
+        _guarded(COMMANDS[command], command)
     )
     app()
 

@@ -22,6 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import UserError
+from .failures import describe_missing, failure_of
 from .runs import METRICS, RECORDS, run_directory
 from .storage import git_commit, read_json, write_text
 
@@ -71,7 +72,7 @@ def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]
         run_dir = run_directory(job)
         metrics_file = run_dir / METRICS
         if not metrics_file.exists() or not read_json(metrics_file).get("finished"):
-            missing.append(run_dir.name)
+            missing.append(describe_missing(run_dir))
             continue
         metrics = read_json(metrics_file)
         runs.append(metrics)
@@ -80,6 +81,8 @@ def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]
             "final_train_accuracy": metrics["history"][-1]["train_accuracy"],
             "final_val_accuracy": metrics["history"][-1]["val_accuracy"],
         }
+        if failure_of(run_dir):  # trained, but a later step (pruning) failed
+            missing.append(describe_missing(run_dir))
         for path in sorted((run_dir / RECORDS).glob("*.json")):
             records.append({**run_facts, **read_json(path)})
     return pd.DataFrame(records), runs, missing
@@ -252,7 +255,7 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     ]
     out += ["## Runs", "", render_runs(runs) if runs else "(none finished)", ""]
     if missing:
-        out += ["## Missing", "", "Not finished (train them with the command above):", ""]
+        out += ["## Missing", "", "Not finished or FAILED (train them with the command above):", ""]
         out += [f"- {m}" for m in missing] + [""]
     results = Path(cfg.paths.results)
     figures = []

@@ -25,7 +25,7 @@ METRICS = "metrics.json"
 CONFIG = "config.yaml"
 RECORDS = "records"
 DATASET_KEYS_IGNORED = ("root", "verify", "sources")
-TRAIN_KEYS_IGNORED = ("resume", "progress", "force")
+TRAIN_KEYS_IGNORED = ("resume", "progress", "force", "distributed")
 
 
 def _training_identity(cfg: DictConfig) -> dict:

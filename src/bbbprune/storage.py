@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,29 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
+# Tests only (tests/test_faults.py): stall this many seconds halfway through each checkpoint
+# write, after touching PAUSE_MARKER beside it, so that a kill lands inside the write.
+PAUSE_ENV = "BBBPRUNE_TEST_CHECKPOINT_PAUSE"
+PAUSE_MARKER = ".checkpoint-write-paused"
+
+
+def _paused_save(state: dict, fh, path: Path, seconds: float) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    fh.write(data[: len(data) // 2])
+    fh.flush()
+    (Path(path).parent / PAUSE_MARKER).touch()
+    time.sleep(seconds)
+    fh.write(data[len(data) // 2 :])
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """torch.save through a temp file and a rename, so a killed write never leaves a partial file."""
+    pause = float(os.environ.get(PAUSE_ENV) or 0)
+    if pause:
+        _atomic_write(path, lambda fh: _paused_save(state, fh, path, pause))
+        return
     _atomic_write(path, lambda fh: torch.save(state, fh))
 
 

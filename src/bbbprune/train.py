@@ -21,6 +21,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import TensorData, load_tensors
+from .distributed import SINGLE, Shard, is_main_process
+from .distributed import setup as setup_distributed
 from .errors import UserError
 from .evaluate import classification_metrics
 from .latency import speedups
@@ -61,8 +63,10 @@ def run_epoch(
     shuffle: torch.Generator,
     epoch: int,
     progress: bool = False,
+    shard: Shard = SINGLE,
 ) -> dict:
-    """One pass over the training set in a random order; returns mean loss and accuracy."""
+    """One pass over the training set in a random order; returns mean loss and accuracy.
+    Under DDP (distributed.py) this rank trains on its shard of every global minibatch."""
     model.train()
     n, x_all, y_all = data.n_train, data.x_train, data.y_train
     perm = torch.randperm(n, generator=shuffle).to(x_all.device)
@@ -78,7 +82,7 @@ def run_epoch(
         mininterval=0.5,
     )  # None: off when not a tty
     for i in bar:
-        idx = perm[i * batch_size : (i + 1) * batch_size]
+        idx = shard.batch(perm[i * batch_size : (i + 1) * batch_size])
         x, y = x_all[idx], y_all[idx]
         step = StepInfo(epoch, i + 1, n_batches, n)
         optimizer.zero_grad(set_to_none=True)
@@ -97,6 +101,8 @@ def run_epoch(
         correct += (logits.detach().argmax(-1) == y).sum()
         if progress and i % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
+    shard.sum(loss_sum)
+    shard.sum(correct)
     mean_loss = (loss_sum / n).item()
     if not math.isfinite(mean_loss):
         raise TrainingDiverged(
@@ -144,7 +150,8 @@ def build(cfg: DictConfig, device: torch.device, log=print):
 
 def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
     """Train to the end (resuming if asked), write the checkpoint and metrics.json."""
-    device = resolve_device(cfg.device.name)
+    shard = setup_distributed(cfg.train.get("distributed", "auto"), resolve_device(cfg.device.name))
+    device = shard.device
     data, method, spec, model = build(cfg, device, log)
     optimizer = method.make_optimizer(model, instantiate(cfg.method.optimizer))
     scheduler = instantiate(cfg.train.scheduler)(optimizer) if cfg.train.get("scheduler") else None
@@ -162,7 +169,9 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         _set_rng_state(state["rng"], shuffle)
         history, start_epoch = state["history"], int(state["epoch"])
         log(f"resuming {run_dir.name} after epoch {start_epoch}")
-    write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+    net = shard.wrap(model)  # DistributedDataParallel under torchrun, else the model itself
+    if shard.is_writer:
+        write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
     epochs = int(cfg.train.epochs)
     bar = tqdm(
@@ -170,19 +179,20 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         desc=run_dir.name[:40],
         initial=start_epoch,
         total=epochs,
-        disable=None if cfg.train.progress else True,
+        disable=None if cfg.train.progress and shard.is_writer else True,
     )
     for epoch in bar:
         t0 = time.perf_counter()
         stats = run_epoch(
-            model,
+            net,
             method,
             optimizer,
             data,
             int(cfg.train.batch_size),
             shuffle,
             epoch,
-            bool(cfg.train.progress),
+            bool(cfg.train.progress) and shard.is_writer,
+            shard,
         )
         if scheduler is not None:
             scheduler.step()
@@ -199,6 +209,8 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
             }
         )
         bar.set_postfix(loss=f"{stats['train_loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
+        if not shard.is_writer:
+            continue
         save_checkpoint(
             ckpt_path,
             {
@@ -238,6 +250,9 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         "commit": git_commit(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    shard.close()
+    if not shard.is_writer:
+        return metrics
     write_json(run_dir / METRICS, metrics)
     log(
         f"{run_dir.name}: test "
@@ -366,6 +381,8 @@ def train(cfg: DictConfig, log=print) -> Path:
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         fit(cfg, run_dir, log)
+    if not is_main_process():  # DDP: rank 0 alone evaluates and writes the pruning records
+        return run_dir
     method = build_method(cfg.method)
     criteria = cfg.prune.criteria if cfg.prune.get("criteria") else method.criteria
     evaluate_pruning(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
