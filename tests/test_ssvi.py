@@ -279,3 +279,18 @@ def test_ssvi_regression_end_to_end(tmp_path):
     assert metrics["test"]["mean"]["error"] == pytest.approx(metrics["test"]["mean"]["mse"])
     native = read_json(run_dir / RECORDS / "native_-1.0000_global_mean.json")
     assert native["criterion"] == "native" and native["kept_widths"][-1] == 1
+
+
+def test_node_sweep_masks_keep_the_best_hidden_neurons_and_no_input_is_touched():
+    from bbbprune.node_sweep import hidden_kept, node_masks, node_scores
+
+    _, model = _random_pip_mlp()
+    masks = node_masks(model, 0.5)
+    assert masks["net.1"].all()  # input features are left alone
+    kept_cols = torch.cat([masks[n][0] for n in ("net.3", "net.5")]).bool()
+    assert int(kept_cols.sum()) == round(0.5 * (10 + 8))
+    scores = torch.cat(list(node_scores(model)[0].values()))
+    assert scores[kept_cols].min() >= scores[~kept_cols].max()
+    apply_masks(model, masks)
+    kept, total = hidden_kept(model)
+    assert total == 18 and kept <= int(kept_cols.sum())
