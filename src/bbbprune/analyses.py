@@ -87,6 +87,20 @@ def feature_selection_section(jobs) -> list[str]:
             )
             + " |"
         )
+    tuned = [r for r in rows if "mse_full_ft" in r]
+    if tuned:
+        lines += [
+            "",
+            f"After {tuned[0]['finetune_epochs']} epochs of retraining both networks (masks "
+            "fixed, learning rate × prune.finetune_lr_scale):",
+            "",
+            "| D | α | test MSE full, retrained | test MSE pruned, retrained |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['D']} | {r['alpha']:g} | {r['mse_full_ft']:.3f} | {r['mse_pruned_ft']:.3f} |"
+            for r in tuned
+        ]
     lines += [
         "",
         "- relevant selected / false positives: relevant (noise) features with PIP ≥ the "

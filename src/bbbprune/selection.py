@@ -8,7 +8,9 @@ D features matter, with true importances ψ_j):
     true positives = selected relevant features, false positives = selected noise features;
   * test MSE of the full network (posterior-mean weights, nothing pruned: the record of
     criterion ``pip`` at fraction 0) and of the pruned one (the method's own PIP rule: the
-    ``native`` record), both with the mean prediction;
+    ``native`` record), both with the mean prediction; and, where the run was also evaluated
+    with ``prune.finetune_epochs=k``, both after k epochs of retraining with the masks fixed
+    (``mse_full_ft``, ``mse_pruned_ft``);
   * the correlation (Pearson, over all D features) between the true importance (ψ_j, 0 for noise
     features) and two estimates: the PIP γ_j, and γ_j·‖μ_{·j}‖₂, the posterior-mean size of the
     feature's outgoing weights.
@@ -52,7 +54,18 @@ def feature_selection(run_dir: Path) -> dict:
     records = Path(run_dir) / RECORDS
     full = read_json(records / "pip_0.0000_global_mean.json")
     pruned = read_json(records / "native_-1.0000_global_mean.json")
+    tuned = {}  # the same two networks after prune.finetune_epochs of retraining, if run
+    for path in sorted(records.glob("native_-1.0000_global_ft*_mean.json")):
+        ft = path.name.split("_ft")[1].split("_")[0]
+        full_ft = records / f"pip_0.0000_global_ft{ft}_mean.json"
+        if full_ft.exists():
+            tuned = {
+                "finetune_epochs": int(ft),
+                "mse_full_ft": read_json(full_ft)["error"],
+                "mse_pruned_ft": read_json(path)["error"],
+            }
     return {
+        **tuned,
         "D": d,
         "relevant": p,
         "alpha": float(cfg.dataset.alpha),
