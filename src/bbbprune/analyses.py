@@ -134,7 +134,7 @@ def node_sweep_section(jobs) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "- the lowest-scoring hidden neurons of all layers together are removed (their outgoing "
+        "- in every hidden layer the lowest-scoring neurons are removed (their outgoing "
         "weights zeroed), no retraining; mean prediction; the count in brackets is what "
         "structured.shrink keeps (a neuron whose inputs all died goes too).",
         "",

@@ -10,8 +10,8 @@ weights too. Every hidden neuron gets a score from the layer it feeds (``node_sc
   * Bayes-by-Backprop layers: the mean signal-to-noise ratio |μ|/σ of its outgoing weights;
   * other layers: the L2 norm of its outgoing weights.
 
-Hidden neurons of all layers are ranked together (a global threshold) and the lowest-scoring
-ones are removed; input features are left alone. Only layers of an MLP are handled.
+In every hidden layer the lowest-scoring neurons are removed (the same kept fraction per layer);
+input features are left alone. Only layers of an MLP are handled.
 """
 
 from __future__ import annotations
@@ -55,23 +55,23 @@ def node_scores(model: nn.Module) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def node_masks(model: nn.Module, keep: float) -> dict[str, torch.Tensor]:
-    """Weight masks that keep the round(keep · H) best-scored of the H hidden neurons (ties by
-    position); the first layer keeps every weight."""
+    """Weight masks that keep, in every hidden layer, the round(keep · width) best-scored
+    neurons (ties by position); the first layer keeps every weight. Per layer rather than one
+    global ranking, because scores need not be comparable across layers (one layer could lose
+    every neuron and cut the network)."""
     if not 0.0 < keep <= 1.0:
         raise UserError(f"node keep fraction must be in (0, 1], got {keep}")
     scores, _ = node_scores(model)
-    flat = torch.cat([s.flatten().float().cpu() for s in scores.values()])
-    kept = torch.zeros_like(flat, dtype=torch.bool)
-    kept[torch.argsort(flat, descending=True, stable=True)[: round(keep * flat.numel())]] = True
-    masks, start = {}, 0
+    masks = {}
     for name, layer in prunable_layers(model).items():
         w = layer.point_weight()
         if name not in scores:
             masks[name] = torch.ones_like(w)
             continue
-        k = kept[start : start + w.shape[1]].to(w.device, w.dtype)
-        masks[name] = k.view(1, -1).expand_as(w).clone()
-        start += w.shape[1]
+        s = scores[name].flatten().float()
+        kept = torch.zeros_like(s, dtype=torch.bool)
+        kept[torch.argsort(s, descending=True, stable=True)[: round(keep * s.numel())]] = True
+        masks[name] = kept.to(w.dtype).view(1, -1).expand_as(w).clone()
     return masks
 
 
