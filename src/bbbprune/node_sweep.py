@@ -40,7 +40,7 @@ def column_scores(layer: nn.Module) -> tuple[torch.Tensor, str]:
         if hasattr(layer, "group_log_alpha"):
             return -layer.group_log_alpha(), "−group log α"
         if hasattr(layer, "weight_sigma"):
-            return (layer.weight_mu.abs() / layer.weight_sigma()).mean(0), "mean |μ|/σ"
+            return (layer.weight_mu.abs() / layer.weight_sigma()).mean(0), "mean SNR μ/σ"
         return layer.point_weight().norm(dim=0), "‖w‖ of outgoing weights"
 
 
