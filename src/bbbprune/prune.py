@@ -58,11 +58,23 @@ def log_alpha_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor
     return {n: -m.effective_log_alpha().detach() for n, m in layers.items()}
 
 
+def pip_scores(model: nn.Module, generator=None) -> dict[str, torch.Tensor]:
+    """The posterior inclusion probability γ_j of each weight's input node (spike-and-slab
+    layers, Saha et al. 2024): the nodes least likely to be included go first, whole columns."""
+    layers = _layers_having(
+        model, "pip", "pip", "a spike-and-slab model (layers with inclusion probabilities)"
+    )
+    return {
+        n: m._node_view(m.pip().detach()).expand_as(m.weight_mu).clone() for n, m in layers.items()
+    }
+
+
 SCORE_FUNCTIONS = {
     "magnitude": magnitude_scores,
     "snr": snr_scores,
     "random": random_scores,
     "log_alpha": log_alpha_scores,
+    "pip": pip_scores,
 }
 SCOPES = ("global", "layer")
 

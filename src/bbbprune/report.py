@@ -240,6 +240,10 @@ def write_experiment_report(cfg: DictConfig) -> Path:
             spec.get("layout"), render_table
         )
         out += [render(spec, df, value), ""]
+    if spec.get("sections"):  # computed from the runs themselves (bbbprune.analyses)
+        from .analyses import render_sections
+
+        out += render_sections(spec["sections"], jobs)
     out += ["## Columns", ""]
     metrics = [spec["metric"]] if spec.get("metric") else [c["field"] for c in spec["columns"]]
     out += [f"- **{m}**: {COLUMN_DEFINITIONS[m]}" for m in metrics if m in COLUMN_DEFINITIONS]

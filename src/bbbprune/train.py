@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -24,8 +23,8 @@ from .data import TensorData, load_tensors
 from .distributed import SINGLE, Shard, is_main_process
 from .distributed import setup as setup_distributed
 from .errors import UserError
-from .evaluate import classification_metrics
 from .latency import speedups
+from .likelihoods import CATEGORICAL
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
 from .prune import SCOPES, SCORE_FUNCTIONS, apply_masks, check_fraction, prune_model, sparsity
@@ -49,9 +48,12 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def method_metrics(method: Method, model: nn.Module, x, y, mode: str) -> dict:
-    """Accuracy, error and NLL of the method's predictive ``mode`` on (x, y)."""
-    return classification_metrics(method.predict_log_probs(model, x, mode), y)
+def method_metrics(
+    method: Method, model: nn.Module, x, y, mode: str, likelihood=CATEGORICAL
+) -> dict:
+    """Accuracy, error and NLL of the method's predictive ``mode`` on (x, y) (regression: the
+    likelihood's metrics, bbbprune.likelihoods)."""
+    return likelihood.metrics(method, model, x, y, mode)
 
 
 def run_epoch(
@@ -89,7 +91,7 @@ def run_epoch(
         loss = None
         for _ in range(samples):  # Monte Carlo samples per step (1 for point estimates)
             logits = model(x)
-            term = F.cross_entropy(logits, y)
+            term = data.likelihood.nll(logits, y)
             for extra in method.loss_terms(model, step).values():
                 term = term + extra
             loss = term if loss is None else loss + term
@@ -98,7 +100,7 @@ def run_epoch(
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(idx)
-        correct += (logits.detach().argmax(-1) == y).sum()
+        correct += data.likelihood.n_correct(logits.detach(), y)
         if progress and i % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
     shard.sum(loss_sum)
@@ -198,7 +200,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
             scheduler.step()
         stats.update(method.on_epoch_end(model, optimizer, epoch))
         wall = time.perf_counter() - t0
-        val = method_metrics(method, model, data.x_val, data.y_val, "mean")
+        val = method_metrics(method, model, data.x_val, data.y_val, "mean", data.likelihood)
         history.append(
             {
                 "epoch": epoch + 1,
@@ -229,7 +231,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         )
 
     test = {
-        mode: method_metrics(method, model, data.x_test, data.y_test, mode)
+        mode: method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
         for mode in method.prediction_modes
     }
     metrics = {
@@ -326,7 +328,7 @@ def evaluate_pruning(
         # measured forward speed-up of that physically smaller network over the masked one
         speed = speedups(model, shrink(model), data.x_test) if fraction is None else {}
         for mode in method.prediction_modes:
-            result = method_metrics(method, model, data.x_test, data.y_test, mode)
+            result = method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
             rec = {
                 "run": run_dir.name,
                 "method": metrics["method"],

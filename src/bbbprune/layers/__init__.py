@@ -3,6 +3,7 @@
 from .bayes import BayesConv2d, BayesLinear, bayes_layers, kl_divergence, sampling
 from .masked import MaskedConv2d, MaskedLinear, prunable_layers
 from .sparse_vd import Conv2dSVD, Conv2dSVDGroup, LinearSVD, LinearSVDGroup
+from .spike_slab import SpikeSlabConv2d, SpikeSlabLinear
 
 __all__ = [
     "BayesConv2d",
@@ -17,4 +18,6 @@ __all__ = [
     "kl_divergence",
     "prunable_layers",
     "sampling",
+    "SpikeSlabConv2d",
+    "SpikeSlabLinear",
 ]

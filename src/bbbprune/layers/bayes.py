@@ -44,6 +44,7 @@ from ..priors import LOG_SQRT_2PI, GaussianPrior
 from . import fused as fused_kernel
 from .masked import PrunableMixin
 from .sparse_vd import SparseVDLayer
+from .spike_slab import SpikeSlabLayer
 
 KL_ESTIMATORS = ("mc", "closed_form")
 
@@ -234,10 +235,12 @@ class BayesConv2d(_BayesLayer):
         )
 
 
-def bayes_layers(model: nn.Module) -> list[_BayesLayer | SparseVDLayer]:
-    """Every layer with a posterior: Bayes-by-Backprop and Sparse VD layers (``sample`` flag,
-    ``kl()``)."""
-    return [m for m in model.modules() if isinstance(m, (_BayesLayer, SparseVDLayer))]
+def bayes_layers(model: nn.Module) -> list[_BayesLayer | SparseVDLayer | SpikeSlabLayer]:
+    """Every layer with a posterior: Bayes-by-Backprop, Sparse VD and spike-and-slab layers
+    (``sample`` flag, ``kl()``)."""
+    return [
+        m for m in model.modules() if isinstance(m, (_BayesLayer, SparseVDLayer, SpikeSlabLayer))
+    ]
 
 
 def kl_divergence(model: nn.Module) -> torch.Tensor:

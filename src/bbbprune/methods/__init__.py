@@ -9,8 +9,17 @@ from .base import Method, StepInfo
 from .bbb import BayesByBackprop
 from .deterministic import Deterministic
 from .sparse_vd import SparseVD
+from .ssvi import SpikeSlabVI
 
-__all__ = ["BayesByBackprop", "Deterministic", "Method", "SparseVD", "StepInfo", "build_method"]
+__all__ = [
+    "BayesByBackprop",
+    "Deterministic",
+    "Method",
+    "SparseVD",
+    "SpikeSlabVI",
+    "StepInfo",
+    "build_method",
+]
 
 
 def build_method(cfg: DictConfig) -> Method:

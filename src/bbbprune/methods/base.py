@@ -74,6 +74,12 @@ class Method:
 
         return predict_log_probs(model, x, mode, self.eval_samples)
 
+    def predict_outputs(self, model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
+        """Raw outputs of prediction ``mode``, shape (S, n, outputs) (regression predictive)."""
+        from ..evaluate import predict_outputs
+
+        return predict_outputs(model, x, mode, self.eval_samples)
+
     def native_masks(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
         """The method's own pruning rule (e.g. Sparse VD's log α ≥ 3) as masks by layer name;
         None for methods that are pruned only by a criterion at a chosen fraction."""
