@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
+from .complexity import compression_summary
 from .data import TensorData, load_tensors
 from .errors import UserError
 from .evaluate import classification_metrics
@@ -307,6 +308,14 @@ def evaluate_pruning(
         key = -1.0 if fraction is None else fraction  # the native rule's records: one file each
         # the architecture left after removing dead neurons/filters (structured.shrink)
         kept_widths = removed_units(model)["kept_widths"] if fraction is None else None
+        # weights, MACs (and, if prune.measure_speed, latency) of dense vs rebuilt network
+        structure = (
+            compression_summary(
+                model, data.x_test[:512], bool(cfg.prune.get("measure_speed", False))
+            )
+            if fraction is None
+            else {}
+        )
         for mode in method.prediction_modes:
             result = method_metrics(method, model, data.x_test, data.y_test, mode)
             rec = {
@@ -329,6 +338,7 @@ def evaluate_pruning(
                 "kept": sp["prunable"] - sp["removed"],
                 "compression": sp["prunable"] / max(sp["prunable"] - sp["removed"], 1),
                 "kept_widths": kept_widths,
+                **structure,
                 **result,
                 "commit": git_commit(),
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
