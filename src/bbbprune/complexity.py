@@ -22,6 +22,11 @@ from .layers.bayes import sampling
 from .prune import apply_masks
 
 
+def count_filters(net: nn.Module) -> int:
+    """Output filters (channels) computed by the conv layers of ``net``."""
+    return sum(m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d))
+
+
 def count_weights(net: nn.Module) -> int:
     """Weights of the conv and linear layers of ``net`` (dense size)."""
     return sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear))
@@ -86,7 +91,8 @@ def compression_summary(
     repeats: int = 30,
     batches=(1, 256),
 ) -> dict:
-    """Weights and MACs of ``model`` (dense, masks lifted) and of ``structured.shrink(model)``,
+    """Weights, MACs and conv filters of ``model`` (dense, masks lifted) and of
+    ``structured.shrink(model)`` (channel_sparsity: the share of conv filters no longer computed),
     the largest output difference between the masked model and the rebuild on ``x``, and (if
     ``measure_speed``) the median latency of the dense network and the rebuild at each batch
     size with their ratio (the speed-up)."""
@@ -107,6 +113,8 @@ def compression_summary(
         "rebuild_max_abs_diff": diff,
         "rebuild_same_predictions": same,
     }
+    out["filters_dense"], out["filters_pruned"] = count_filters(dense), count_filters(small)
+    out["channel_sparsity"] = 1 - out["filters_pruned"] / max(out["filters_dense"], 1)
     out["macs_ratio"] = out["macs_dense"] / max(out["macs_pruned"], 1)
     out["weights_ratio"] = out["weights_dense"] / max(out["weights_pruned"], 1)
     if measure_speed:
