@@ -38,6 +38,10 @@ COLUMN_DEFINITIONS = {
     "nll": "mean negative log-likelihood of the test labels",
     "channel_sparsity": "share of conv filters (output channels) the rebuilt network no longer "
     "computes (bbbprune.complexity.count_filters, dense vs structured.shrink)",
+    "weights_dense": "conv + linear weights of the unpruned architecture",
+    "macs_dense": "multiply-accumulates of the unpruned architecture's conv and linear layers for "
+    "one input image",
+    "filters_pruned": "conv filters (output channels) the rebuilt network computes",
     "weights_pruned": "conv + linear weights of the physically smaller rebuilt network "
     "(biases, batch norm and folded constants not counted)",
     "macs_pruned": "multiply-accumulates of the rebuilt network's conv and linear layers for one "
