@@ -22,6 +22,7 @@ METHODS = [
     "svd",
     "ard",
     "svd_group",
+    "emmcmc",
 ]
 MODELS = {
     "mlp": {"name": "mlp", "hidden": [16, 8]},
