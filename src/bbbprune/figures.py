@@ -110,7 +110,7 @@ def accuracy_sparsity(jobs, path: Path) -> Path | None:
     from .runs import RECORDS
 
     curves: dict = {}
-    for _, run_dir, m in _finished(jobs):
+    for _, run_dir, _ in _finished(jobs):
         for rec_path in sorted((run_dir / RECORDS).glob("*.json")):
             r = read_json(rec_path)
             native = r["criterion"] == "native"
@@ -118,13 +118,13 @@ def accuracy_sparsity(jobs, path: Path) -> Path | None:
                 continue
             key = (
                 r["dataset"],
-                f"{m['run'].rsplit('-', 1)[0]} · {r['criterion']}",
+                f"{r['method']} · {r['criterion']}",
                 r["prediction"],
             )
             curves.setdefault(key, []).append((r["achieved_sparsity"], r["accuracy"], native))
     if not curves:
         return None
-    datasets = sorted({k[0] for k in curves})
+    datasets = sorted({k[0] for k in curves}, key=lambda d: (d != "mnist", d))
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
     for ax, ds in zip(axes[0], datasets, strict=True):
         for (d, label, pred), pts in sorted(curves.items()):
@@ -134,7 +134,9 @@ def accuracy_sparsity(jobs, path: Path) -> Path | None:
             xs, ys = [100 * p[0] for p in pts], [100 * p[1] for p in pts]
             style = dict(marker="*", ms=11, ls="none") if pts[0][2] else dict(marker=".", lw=1)
             ax.plot(xs, ys, label=f"{label} ({pred})", **style)
-        ax.set(title=ds, xlabel="weights removed (%)", ylabel="test accuracy (%)", ylim=(80, 100))
+        lowest = min(100 * a for (d, _, _), pts in curves.items() if d == ds for _, a, _ in pts)
+        ax.set(title=ds, xlabel="weights removed (%)", ylabel="test accuracy (%)")
+        ax.set_ylim(max(lowest - 1, 50), 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     return _save(fig, path)
