@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
+from bbbprune.complexity import median_latency_ms
 from bbbprune.data import load_tensors
-from bbbprune.latency import median_latency_ms as latency_ms
 from bbbprune.layers import prunable_layers
 from bbbprune.prune import apply_masks, prune_model
 from bbbprune.runs import load_run
@@ -62,7 +62,8 @@ def main() -> None:
     print(f"  threads {torch.get_num_threads()}; median latency over {args.repeats} runs (ms):")
     for batch in (1, 256):
         x = data.x_test[:batch]
-        t_dense, t_small = latency_ms(model, x, args.repeats), latency_ms(small, x, args.repeats)
+        ms = median_latency_ms({"dense": model, "small": small}, x, args.repeats)
+        t_dense, t_small = ms["dense"], ms["small"]
         print(
             f"    batch {batch:3d}: masked dense {t_dense:7.3f}  rebuilt {t_small:7.3f}  "
             f"speed-up {t_dense / t_small:5.2f}×"

@@ -23,6 +23,7 @@ METHODS = [
     "ard",
     "svd_group",
     "ssvi",
+    "emmcmc",
 ]
 MODELS = {
     "mlp": {"name": "mlp", "hidden": [16, 8]},

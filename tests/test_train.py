@@ -182,7 +182,9 @@ def test_native_record_has_kept_architecture_and_measured_speedups(smoke_cfg):
     """A method with its own pruning rule gets a "native" record: its fraction is the sparsity
     the rule reached (recounted here from the masks), with the architecture of the rebuilt
     network and the latency ratio masked/rebuilt measured at batch 1 and 256."""
-    run_dir = train(smoke_cfg("method=svd", "model=lenet300"), log=lambda *_: None)
+    run_dir = train(
+        smoke_cfg("method=svd", "model=lenet300", "prune.measure_speed=true"), log=lambda *_: None
+    )
     (path,) = (run_dir / "records").glob("native_*_mean.json")
     rec = json.loads(path.read_text())
     _, method, model, _ = load_run(run_dir)
@@ -192,4 +194,5 @@ def test_native_record_has_kept_architecture_and_measured_speedups(smoke_cfg):
     assert rec["criterion"] == "native"
     assert rec["fraction"] == pytest.approx(removed / total)
     assert rec["kept_widths"][-1] == 10 and len(rec["kept_widths"]) == 4
-    assert rec["speedup_batch1"] > 0 and rec["speedup_batch256"] > 0
+    assert rec["speedup_b1"] > 0 and rec["speedup_b256"] > 0
+    assert rec["rebuild_same_predictions"] and rec["weights_pruned"] <= rec["weights_dense"]

@@ -224,7 +224,15 @@ def provision(
         return spec.files_dir(root)
     tried = []
     for source in sources:
-        check_choice("data source", source, ("torchvision", "registry"))
+        check_choice("data source", source, ("torchvision", "registry", "generated"))
+        if source == "generated":  # NOT the dataset: images in its format (generated_cifar)
+            if name != "cifar10":
+                raise UserError(f"dataset.sources=[generated] exists for cifar10 only, not {name}")
+            from .generated_cifar import write_generated_cifar
+
+            log(f"{name}: writing generated images in its format (not {name} itself) ...")
+            write_generated_cifar(root)
+            break
         if source == "torchvision":
             log(f"{name}: trying torchvision's download ...")
             err = _try_torchvision_download(spec, root)

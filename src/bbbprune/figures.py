@@ -170,12 +170,52 @@ def first_layer_masks(jobs, path: Path, n_units: int = 8) -> Path | None:
     return _save(fig, path)
 
 
+def accuracy_sparsity(jobs, path: Path) -> Path | None:
+    """Test accuracy against achieved sparsity, one panel per dataset: a line per method and
+    fraction-sweep criterion (mean weights), a marker per method's own pruning rule ("native",
+    every prediction mode)."""
+    from .runs import RECORDS
+
+    curves: dict = {}
+    for _, run_dir, _ in _finished(jobs):
+        for rec_path in sorted((run_dir / RECORDS).glob("*.json")):
+            r = read_json(rec_path)
+            native = r["criterion"] == "native"
+            if not native and (r["prediction"] != "mean" or r["criterion"] == "random"):
+                continue
+            key = (
+                r["dataset"],
+                f"{r['method']} · {r['criterion']}",
+                r["prediction"],
+            )
+            curves.setdefault(key, []).append((r["achieved_sparsity"], r["accuracy"], native))
+    if not curves:
+        return None
+    datasets = sorted({k[0] for k in curves}, key=lambda d: (d != "mnist", d))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        for (d, label, pred), pts in sorted(curves.items()):
+            if d != ds:
+                continue
+            pts.sort()
+            xs, ys = [100 * p[0] for p in pts], [100 * p[1] for p in pts]
+            style = dict(marker="*", ms=11, ls="none") if pts[0][2] else dict(marker=".", lw=1)
+            ax.plot(xs, ys, label=f"{label} ({pred})", **style)
+        lowest = min(100 * a for (d, _, _), pts in curves.items() if d == ds for _, a, _ in pts)
+        ax.set(title=ds, xlabel="weights removed (%)", ylabel="test accuracy (%)")
+        ax.set_ylim(max(lowest - 1, 50), 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
 FIGURES = {
     "loss_curves": loss_curves,
     "weight_histograms": weight_histograms,
     "snr_density": snr_density,
     "log_alpha_histograms": log_alpha_histograms,
     "first_layer_masks": first_layer_masks,
+    "accuracy_sparsity": accuracy_sparsity,
 }
 FIGURES.update(ANALYSIS_FIGURES)  # feature selection and node sweep (bbbprune.analyses)
 

@@ -87,13 +87,17 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-ARCHITECTURES = ("mlp", "lenet5")
+ARCHITECTURES = ("mlp", "lenet5", "resnet20", "resnet18")
 
 
 def build_model(spec: dict, layers: LayerFactory) -> nn.Module:
     """Build the architecture described by ``spec`` (name, sizes, input_shape, n_classes)."""
     name = check_choice("model", spec["name"], ARCHITECTURES)
     dropout = float(spec.get("dropout", 0.0))
+    if name in ("resnet20", "resnet18"):
+        from .resnets import build_resnet
+
+        return build_resnet(spec, layers)
     if name == "mlp":
         return MLP(
             layers,

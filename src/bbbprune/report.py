@@ -37,6 +37,22 @@ COLUMN_DEFINITIONS = {
     "inputs read, then the width of every layer",
     "accuracy": "test accuracy (fraction correct) on the 10,000 test images",
     "nll": "mean negative log-likelihood of the test labels",
+    "channel_sparsity": "share of conv filters (output channels) the rebuilt network no longer "
+    "computes (bbbprune.complexity.count_filters, dense vs structured.shrink)",
+    "weights_dense": "conv + linear weights of the unpruned architecture",
+    "macs_dense": "multiply-accumulates of the unpruned architecture's conv and linear layers for "
+    "one input image",
+    "filters_pruned": "conv filters (output channels) the rebuilt network computes",
+    "weights_pruned": "conv + linear weights of the physically smaller rebuilt network "
+    "(biases, batch norm and folded constants not counted)",
+    "macs_pruned": "multiply-accumulates of the rebuilt network's conv and linear layers for one "
+    "input image (bbbprune.complexity.count_macs)",
+    "macs_ratio": "MACs of the dense network over MACs of the rebuilt one",
+    "speedup_b1": "median CPU forward time of the dense network over the rebuilt one, batch 1 "
+    "(both timed in turns in one process, after training)",
+    "speedup_b256": "the same at batch 256",
+    "rebuild_max_abs_diff": "largest |logit difference| between the masked network and its "
+    "rebuild on up to 512 test images",
 }
 
 

@@ -41,9 +41,11 @@ def _training_identity(cfg: DictConfig) -> dict:
 
 
 def model_label(model_cfg) -> str:
-    """A short name for an architecture: mlp-400-400, lenet5-20-50-500."""
+    """A short name for an architecture: mlp-400-400, lenet5-20-50-500, resnet20-16-32-64."""
     if model_cfg["name"] == "mlp":
         return "mlp-" + "-".join(str(int(h)) for h in model_cfg["hidden"])
+    if "widths" in model_cfg:  # resnet20-16-32-64
+        return f"{model_cfg['name']}-" + "-".join(str(int(w)) for w in model_cfg["widths"])
     return (
         f"{model_cfg['name']}-"
         + "-".join(str(int(c)) for c in model_cfg["conv"])

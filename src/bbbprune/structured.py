@@ -203,20 +203,29 @@ def shrink_lenet5(model: LeNet5) -> nn.Sequential:
     )
 
 
-def shrink(model: nn.Module) -> nn.Sequential:
-    """shrink_mlp or shrink_lenet5, by architecture."""
+def shrink(model: nn.Module) -> nn.Module:
+    """shrink_mlp, shrink_lenet5 or structured_resnet.shrink_resnet, by architecture."""
     if isinstance(model, MLP):
         return shrink_mlp(model)
     if isinstance(model, LeNet5):
         return shrink_lenet5(model)
-    raise UserError(f"no structured rebuild for {type(model).__name__}; valid: MLP, LeNet5")
+    from .resnets import CifarResNet
+
+    if isinstance(model, CifarResNet):
+        from .structured_resnet import shrink_resnet
+
+        return shrink_resnet(model)
+    raise UserError(
+        f"no structured rebuild for {type(model).__name__}; valid: MLP, LeNet5, CifarResNet"
+    )
 
 
-def kept_widths(net: nn.Sequential) -> list[int]:
-    """Widths of a shrunk network: conv filters, then the inputs of the first Linear and the
-    outputs of every Linear (e.g. [20, 50, 800, 500, 10] for an unpruned LeNet-5)."""
+def kept_widths(net: nn.Module) -> list[int]:
+    """Widths of a shrunk network: conv filters (computed ones, in module order), then the inputs
+    of the first Linear and the outputs of every Linear (e.g. [20, 50, 800, 500, 10] for an
+    unpruned LeNet-5)."""
     widths, seen_linear = [], False
-    for m in net:
+    for m in net.modules():
         if isinstance(m, nn.Conv2d):
             widths.append(m.out_channels)
         elif isinstance(m, nn.Linear):
@@ -232,5 +241,5 @@ def removed_units(model: nn.Module) -> dict:
     weights of the shrunk network against the prunable weights of ``model``."""
     small = shrink(model)
     dense = sum(m.point_weight().numel() for m in prunable_layers(model).values())
-    kept = sum(m.weight.numel() for m in small if isinstance(m, nn.Linear | nn.Conv2d))
+    kept = sum(m.weight.numel() for m in small.modules() if isinstance(m, nn.Linear | nn.Conv2d))
     return {"kept_widths": kept_widths(small), "weights": kept, "weights_before": dense}

@@ -19,11 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
+from .complexity import compression_summary
 from .data import TensorData, load_tensors
 from .distributed import SINGLE, Shard, is_main_process
 from .distributed import setup as setup_distributed
 from .errors import UserError
-from .latency import speedups
 from .likelihoods import CATEGORICAL
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
@@ -41,7 +41,7 @@ from .runs import (
     run_directory,
 )
 from .storage import git_commit, load_checkpoint, read_json, save_checkpoint, write_json, write_text
-from .structured import removed_units, shrink
+from .structured import removed_units
 
 
 class TrainingDiverged(UserError):
@@ -325,8 +325,14 @@ def evaluate_pruning(
         key = -1.0 if fraction is None else fraction  # the native rule's records: one file each
         # the architecture left after removing dead neurons/filters (structured.shrink)
         kept_widths = removed_units(model)["kept_widths"] if fraction is None else None
-        # measured forward speed-up of that physically smaller network over the masked one
-        speed = speedups(model, shrink(model), data.x_test) if fraction is None else {}
+        # weights, MACs (and, if prune.measure_speed, latency) of dense vs rebuilt network
+        structure = (
+            compression_summary(
+                model, data.x_test[:512], bool(cfg.prune.get("measure_speed", False))
+            )
+            if fraction is None
+            else {}
+        )
         for mode in method.prediction_modes:
             result = method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
             rec = {
@@ -349,7 +355,7 @@ def evaluate_pruning(
                 "kept": sp["prunable"] - sp["removed"],
                 "compression": sp["prunable"] / max(sp["prunable"] - sp["removed"], 1),
                 "kept_widths": kept_widths,
-                **speed,
+                **structure,
                 **result,
                 "commit": git_commit(),
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
