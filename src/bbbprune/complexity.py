@@ -2,8 +2,10 @@
 for the dense (masked) network against its physically smaller rebuild, and their forward latency.
 
 Counting rules (the same for both sides, so the ratios mean something):
-  * weights: the ``weight`` tensors of every nn.Conv2d and nn.Linear (masked layers count at
-    their full, dense size); biases, batch norm and folded constants are O(channels) and left out.
+  * weights: the weight tensors of every nn.Conv2d and nn.Linear and every prunable layer of any
+    method (Bayes by Backprop, Sparse VD, spike-and-slab: their point weight; masked layers count
+    at their full, dense size); biases, batch norm and folded constants are O(channels) and left
+    out.
   * MACs for one input image: a conv computes (in_channels / groups)·kh·kw MACs per output
     element, a linear in_features MACs per output; ReLU, pooling, batch norm, residual additions
     and constant maps are not counted.
@@ -27,9 +29,20 @@ def count_filters(net: nn.Module) -> int:
     return sum(m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d))
 
 
+def _weighted_layers(net: nn.Module):
+    """(module, weight) of every conv/linear layer: plain torch layers and any method's prunable
+    layer (which exposes ``point_weight()``, e.g. Bayesian layers with μ and ρ)."""
+    for m in net.modules():
+        if hasattr(m, "point_weight"):
+            yield m, m.point_weight()
+        elif isinstance(m, nn.Conv2d | nn.Linear):
+            yield m, m.weight
+
+
 def count_weights(net: nn.Module) -> int:
     """Weights of the conv and linear layers of ``net`` (dense size)."""
-    return sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear))
+    with torch.no_grad():
+        return sum(w.numel() for _, w in _weighted_layers(net))
 
 
 @torch.no_grad()
@@ -37,18 +50,16 @@ def count_macs(net: nn.Module, input_shape) -> int:
     """Multiply-accumulates of the conv and linear layers for one input of ``input_shape``."""
     total, hooks = [0], []
 
-    def conv_hook(m: nn.Conv2d, _, out):
-        per_output = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        total[0] += out[0].numel() * per_output
+    def hook_for(per_output: int):
+        def hook(_m, _inputs, out):
+            total[0] += out[0].numel() * per_output
 
-    def linear_hook(m: nn.Linear, _, out):
-        total[0] += out[0].numel() * m.in_features
+        return hook
 
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
+    for m, w in _weighted_layers(net):
+        # one output element reads (in_channels / groups)·kh·kw inputs (conv) or in_features
+        # (linear): the size of one row of the weight
+        hooks.append(m.register_forward_hook(hook_for(w.shape[1:].numel())))
     p = next(net.parameters())
     was_training = net.training
     net.eval()
