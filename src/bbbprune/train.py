@@ -252,6 +252,7 @@ def record_path(
     return run_dir / RECORDS / f"{criterion}_{fraction:.4f}_{scope}{ft}_{mode}.json"
 
 
+PRIMARY = "primary"  # in prune.criteria: the method's first (own) criterion, e.g. snr for bbb
 NATIVE = "native"  # the criterion name of a method's own pruning rule (e.g. log α ≥ 3)
 
 
@@ -364,5 +365,6 @@ def train(cfg: DictConfig, log=print) -> Path:
         fit(cfg, run_dir, log)
     method = build_method(cfg.method)
     criteria = cfg.prune.criteria if cfg.prune.get("criteria") else method.criteria
+    criteria = [method.criteria[0] if c == PRIMARY else c for c in criteria]
     evaluate_pruning(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
     return run_dir
