@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from .data import TensorData, load_tensors
 from .errors import UserError
-from .evaluate import classification_metrics
+from .evaluate import calibration_metrics, classification_metrics, ood_metrics
+from .export import export_measurements
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
 from .prune import SCOPES, SCORE_FUNCTIONS, apply_masks, check_fraction, prune_model, sparsity
@@ -49,6 +50,19 @@ class TrainingDiverged(UserError):
 def method_metrics(method: Method, model: nn.Module, x, y, mode: str) -> dict:
     """Accuracy, error and NLL of the method's predictive ``mode`` on (x, y)."""
     return classification_metrics(method.predict_log_probs(model, x, mode), y)
+
+
+def uncertainty_metrics(method: Method, model: nn.Module, data, ood_x, mode: str) -> dict:
+    """Error, NLL, ECE and Brier score of the predictive ``mode`` on the test set and, given
+    out-of-distribution images ``ood_x``, the predictive entropy and OOD AUROC."""
+    log_probs = method.predict_log_probs(model, data.x_test, mode)
+    out = {
+        **classification_metrics(log_probs, data.y_test),
+        **calibration_metrics(log_probs, data.y_test),
+    }
+    if ood_x is not None:
+        out.update(ood_metrics(log_probs, method.predict_log_probs(model, ood_x, mode)))
+    return out
 
 
 def run_epoch(
@@ -252,6 +266,7 @@ def record_path(
     return run_dir / RECORDS / f"{criterion}_{fraction:.4f}_{scope}{ft}_{mode}.json"
 
 
+LATENCY_BATCH = 256  # records with prune.measure_export time the export at batch 1 and this
 PRIMARY = "primary"  # in prune.criteria: the method's first (own) criterion, e.g. snr for bbb
 NATIVE = "native"  # the criterion name of a method's own pruning rule (e.g. log α ≥ 3)
 
@@ -293,6 +308,10 @@ def evaluate_pruning(
     device = resolve_device(cfg.device.name)
     model.to(device)
     data = load_tensors(run_cfg.dataset, device, log=log)
+    ood_x = None
+    if cfg.get("ood"):  # the test images of another dataset, preprocessed as the run's own
+        ood_cfg = OmegaConf.merge(run_cfg.dataset, {"name": cfg.ood, "random_labels": False})
+        ood_x = load_tensors(ood_cfg, device, log=log).x_test
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = read_json(run_dir / METRICS)
     written = []
@@ -308,8 +327,15 @@ def evaluate_pruning(
         key = -1.0 if fraction is None else fraction  # the native rule's records: one file each
         # the architecture left after removing dead neurons/filters (structured.shrink)
         kept_widths = removed_units(model)["kept_widths"] if fraction is None else None
+        exported = (
+            export_measurements(
+                model, "auto", data.x_test[:LATENCY_BATCH], int(cfg.prune.latency_repeats)
+            )
+            if cfg.prune.get("measure_export")
+            else {}
+        )
         for mode in method.prediction_modes:
-            result = method_metrics(method, model, data.x_test, data.y_test, mode)
+            result = uncertainty_metrics(method, model, data, ood_x, mode)
             rec = {
                 "run": run_dir.name,
                 "method": metrics["method"],
@@ -331,6 +357,8 @@ def evaluate_pruning(
                 "compression": sp["prunable"] / max(sp["prunable"] - sp["removed"], 1),
                 "kept_widths": kept_widths,
                 **result,
+                **exported,
+                "ood_dataset": cfg.get("ood"),
                 "commit": git_commit(),
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }
