@@ -188,10 +188,15 @@ def median_latency_ms(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int)
 
 
 def export_measurements(
-    model: nn.Module, layout: str = "auto", x: torch.Tensor | None = None, repeats: int = 0
+    model: nn.Module,
+    layout: str = "auto",
+    x: torch.Tensor | None = None,
+    repeats: int = 0,
+    batches=(1, 256),
 ) -> dict:
     """Bytes of the export against the dense float32 reference and, given inputs ``x`` and
-    ``repeats`` > 0, the latency ratios (export / dense) at batch 1 and at batch len(x)."""
+    ``repeats`` > 0, the latency ratios (export / dense) at each batch size (rows of ``x``,
+    repeated cyclically when ``x`` has fewer)."""
     state, dense = export_state(model, layout), dense_reference_state(model)
     size, dense_size = len(serialized(state)), len(serialized(dense))
     out = {
@@ -201,7 +206,8 @@ def export_measurements(
     }
     if x is not None and repeats > 0:
         nets = {"export": build_layers(state["layers"]), "dense": build_layers(dense["layers"])}
-        for batch in (1, len(x)):
-            t = median_latency_ms(nets, x[:batch].cpu(), repeats)
+        for batch in batches:
+            rows = torch.arange(batch, device=x.device) % len(x)
+            t = median_latency_ms(nets, x[rows].cpu(), repeats)
             out[f"latency_ratio_b{batch}"] = t["export"] / t["dense"]
     return out

@@ -266,7 +266,6 @@ def record_path(
     return run_dir / RECORDS / f"{criterion}_{fraction:.4f}_{scope}{ft}_{mode}.json"
 
 
-LATENCY_BATCH = 256  # records with prune.measure_export time the export at batch 1 and this
 PRIMARY = "primary"  # in prune.criteria: the method's first (own) criterion, e.g. snr for bbb
 NATIVE = "native"  # the criterion name of a method's own pruning rule (e.g. log α ≥ 3)
 
@@ -329,7 +328,7 @@ def evaluate_pruning(
         kept_widths = removed_units(model)["kept_widths"] if fraction is None else None
         exported = (
             export_measurements(
-                model, "auto", data.x_test[:LATENCY_BATCH], int(cfg.prune.latency_repeats)
+                model, "auto", data.x_test[:256], int(cfg.prune.latency_repeats), (1, 256)
             )
             if cfg.prune.get("measure_export")
             else {}
