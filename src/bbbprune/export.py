@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import check_choice
-from .export_loader import FORMAT, SelectFeatures, build_layers
+from .errors import UserError, check_choice
+from .export_loader import FORMAT, SelectFeatures, build_layers, load_exported
 from .layers import prunable_layers
 from .storage import write_bytes
 from .structured import SelectFeatures as ShrunkSelect
@@ -211,3 +211,75 @@ def export_measurements(
             t = median_latency_ms(nets, x[rows].cpu(), repeats)
             out[f"latency_ratio_b{batch}"] = t["export"] / t["dense"]
     return out
+
+
+def export_run(
+    run_dir: Path,
+    criterion: str,
+    fraction: float,
+    layout: str = "auto",
+    path=None,
+    scope: str = "global",
+    seed: int = 0,
+) -> dict:
+    """Prune the trained model of ``run_dir`` (a criterion at a fraction, or ``native``: the
+    method's own rule), export it, reload the file with the plain-torch loader and check it
+    against the masked model on the test set. Returns what was written and measured."""
+    from .data import load_tensors
+    from .prune import apply_masks, prune_model, sparsity
+    from .runs import load_run
+    from .structured import kept_widths
+
+    check_choice("export.layout", layout, LAYOUTS)
+    run_dir = Path(run_dir)
+    cfg, method, model, _ = load_run(run_dir, torch.device("cpu"))
+    model.eval()
+    if criterion == "native":
+        masks = method.native_masks(model)
+        if masks is None:
+            raise UserError(
+                f"method {method.name} has no pruning rule of its own; valid criteria: "
+                f"{', '.join(method.criteria)}"
+            )
+        apply_masks(model, masks)
+    else:
+        if criterion not in method.criteria:
+            raise UserError(
+                f"criterion {criterion!r} does not apply to method {method.name}; valid: "
+                f"{', '.join((*method.criteria, 'native'))}"
+            )
+        prune_model(model, criterion, fraction, scope, seed)
+    sp = sparsity(model)["sparsity"]
+    meta = {
+        "run": run_dir.name,
+        "method": method.name,
+        "criterion": criterion,
+        "fraction": None if criterion == "native" else float(fraction),
+        "sparsity": sp,
+        "weights": "posterior mean" if method.prediction_modes != ("mean",) else "point estimate",
+        "dataset": cfg.dataset.name,
+        "pixel_scale": float(cfg.dataset.pixel_scale),
+        "mean": None if cfg.dataset.get("mean") is None else list(cfg.dataset.mean),
+        "std": None if cfg.dataset.get("std") is None else list(cfg.dataset.std),
+    }
+    state = export_state(model, layout, meta=meta)
+    if path is None:
+        tag = "native" if criterion == "native" else f"{criterion}_{float(fraction):.4f}"
+        path = run_dir / "exports" / f"{tag}_{layout}.pt"
+    size = save_export(Path(path), state)
+    dense_size = len(serialized(dense_reference_state(model)))
+    net = load_exported(path)
+    data = load_tensors(cfg.dataset, "cpu", log=lambda *_: None)
+    with torch.inference_mode():
+        masked, loaded = model(data.x_test), net(data.x_test)
+    return {
+        "path": str(path),
+        "export_bytes": size,
+        "dense_bytes": dense_size,
+        "export_size_percent": 100.0 * size / dense_size,
+        "sparsity": sp,
+        "kept_widths": kept_widths(shrink(model)),
+        "error": 100.0 * (loaded.argmax(1) != data.y_test).float().mean().item(),
+        "max_abs_diff": (masked - loaded).abs().max().item(),
+        "same_predictions": bool((masked.argmax(1) == loaded.argmax(1)).all()),
+    }
