@@ -21,6 +21,7 @@ bbbprune.export_loader, which loads it with torch alone).
 from __future__ import annotations
 
 import io
+import math
 import statistics
 import time
 import warnings
@@ -57,7 +58,8 @@ def pack_weight(weight: torch.Tensor, layout: str) -> dict:
     """A weight (out, ...) as a ``dense`` or ``csr`` dict of its (out, fan-in) matrix; ``auto``
     picks the one with fewer bytes."""
     check_choice("export.layout", layout, LAYOUTS)
-    w = weight.detach().float().cpu().reshape(weight.shape[0], -1).contiguous()
+    fan_in = math.prod(weight.shape[1:])  # explicit: a layer shrunk to nothing has 0 × 0
+    w = weight.detach().float().cpu().reshape(weight.shape[0], fan_in).contiguous()
     if layout == "auto":
         layout = "sparse" if csr_bytes(w) < w.numel() * FLOAT_BYTES else "dense"
     if layout == "dense":
