@@ -95,9 +95,10 @@ def test_a_sparse_export_is_smaller_than_the_dense_float32_file(smoke_cfg, tmp_p
     dense = save_export(tmp_path / "b.pt", dense_reference_state(net))
     n_weights = 784 * 32 + 32 * 16 + 16 * 10
     # the dense file holds at least every float32 weight; the sparse one at most 10 % of them
-    # at 6 bytes each (15 % of the dense bytes) plus biases, row pointers and framing
+    # at 6 bytes each (15 % of the dense bytes) plus biases, row pointers and the zip framing
+    # of every tensor (a few kB, large against this tiny net)
     assert dense >= 4 * n_weights
-    assert small < 0.2 * dense
+    assert small < 0.25 * dense
 
 
 def test_export_command_checks_the_file_against_the_masked_model(smoke_cfg, tmp_path):
