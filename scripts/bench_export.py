@@ -15,9 +15,10 @@ loader (bbbprune.export_loader):
     of ``bbbprune export``).
 
 It checks each file's predictions on the test set against the masked model, and times the three
-networks at batch 1 and 256, the three timed in turn within every repeat (so a busy period of a
-shared machine slows all alike), reporting medians and ratios to dense. Asserts nothing about
-time; the load average is printed because other work on the machine moves the absolute numbers.
+networks at batch 1 and 256, the three timed in turn within every repeat, reporting medians and
+ratios to dense. With OMP_NUM_THREADS=1 the time is the CPU time of the thread
+(bbbprune.export.latency_clock), which other processes on a shared machine do not inflate; the
+load average is printed all the same. Asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def bench(entry: str, repeats: int, tmp: Path) -> list[str]:
         )
     lines += [
         "",
-        f"median latency over {repeats} repeats (ms), ratio = time / dense float32 time:",
+        f"median latency over {repeats} repeats at batch 1, {repeats // 4} at batch 256 (ms, "
+        f"{'CPU time of the thread' if torch.get_num_threads() == 1 else 'wall time'}), "
+        "ratio = time / dense float32 time:",
         "",
         "| batch | "
         + " | ".join(nets)

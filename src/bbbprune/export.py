@@ -173,9 +173,17 @@ def dense_reference_state(model: nn.Module) -> dict:
             m.weight_mask = saved[n]
 
 
+def latency_clock():
+    """The clock latencies are read from: with one torch thread, the CPU time of the calling
+    thread (``time.thread_time``), which does not advance while other processes hold the core,
+    so a busy shared machine does not inflate it; with several threads, wall time."""
+    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+
+
 def median_latency_ms(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int) -> dict:
-    """Median wall time (ms) of one forward pass of each net on ``x``, the nets timed in turn
-    within every repeat so that a slow period of a shared machine hits all of them alike."""
+    """Median time (ms, ``latency_clock``) of one forward pass of each net on ``x``, the nets
+    timed in turn within every repeat so that a slow period of the machine hits all alike."""
+    clock = latency_clock()
     times: dict[str, list[float]] = {k: [] for k in nets}
     with torch.inference_mode():
         for net in nets.values():  # warm-up
@@ -183,9 +191,9 @@ def median_latency_ms(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int)
                 net(x)
         for _ in range(repeats):
             for name, net in nets.items():
-                t0 = time.perf_counter()
+                t0 = clock()
                 net(x)
-                times[name].append((time.perf_counter() - t0) * 1000)
+                times[name].append((clock() - t0) * 1000)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
