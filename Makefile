@@ -40,10 +40,9 @@ reproduce-tables: data  ## train, prune and write every table under results/ (in
 tables: $(STAMP)  ## rewrite the tables from the records already on disk
 	@for e in $(EXPERIMENTS); do $(BIN)/bbbprune table experiment=$$e scale=$(SCALE) || exit 1; done
 
-benchmark: $(STAMP)  ## trainer-overhead, BBB step-cost and export size/latency benchmarks
+benchmark: $(STAMP)  ## trainer-overhead and BBB step-cost benchmarks
 	$(BIN)/python scripts/bench_trainer_overhead.py
 	$(BIN)/python scripts/bench_bbb_step.py
-	OMP_NUM_THREADS=1 $(BIN)/python scripts/bench_export.py  # needs blundell_table1's BBB run
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check src tests scripts
