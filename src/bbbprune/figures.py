@@ -139,6 +139,7 @@ def calibration_vs_sparsity(jobs, path: Path) -> Path | None:
             )
     for ax, label in zip(axes, ("test error (%)", "expected calibration error"), strict=True):
         ax.set(xscale="log", xlabel="weights kept (%)", ylabel=label)
+        ax.set_xticks([100, 50, 20, 10, 5, 2, 1], labels=["100", "50", "20", "10", "5", "2", "1"])
         ax.invert_xaxis()
     axes[0].set_yscale("log")
     axes[1].legend(fontsize=6, ncol=2)
