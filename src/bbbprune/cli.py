@@ -98,9 +98,9 @@ def cmd_data(cfg: DictConfig) -> None:
 COMMANDS = {
     "train": cmd_train,
     "prune": cmd_prune,
-    "export": cmd_export,
     "table": cmd_table,
     "data": cmd_data,
+    "export": cmd_export,
 }
 
 
