@@ -106,3 +106,12 @@ def test_calibration_records_and_table_end_to_end(smoke_cfg, tmp_path):
     assert 0 <= rec["ece"] <= 1 and 0 <= rec["brier"] <= 2 and 0 <= rec["ood_auroc"] <= 1
     assert rec["ood_dataset"] == "fmnist" and 0 < rec["export_size_percent"] < 100
     assert rec["latency_ratio_b1"] > 0 and rec["latency_ratio_b256"] > 0
+
+
+def test_an_experiment_scales_the_sparse_vd_warm_up(smoke_cfg):
+    """The method is built with the experiment's warm-up (interpolated from the root config)."""
+    from bbbprune.methods import build_method
+
+    method = build_method(smoke_cfg("experiment=calibration_mnist", "method=ard").method)
+    assert (method.warmup_start, method.warmup_end) == (0, 1)  # smoke: [0, 1]
+    assert build_method(smoke_cfg("method=svd").method).warmup_end == 20  # default

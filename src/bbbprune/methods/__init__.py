@@ -15,5 +15,8 @@ __all__ = ["BayesByBackprop", "Deterministic", "Method", "SparseVD", "StepInfo",
 
 def build_method(cfg: DictConfig) -> Method:
     """Instantiate the method from its config (``_target_``); ``optimizer`` is left to the trainer."""
-    node = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "optimizer"])
-    return instantiate(node, _convert_="all")
+    # resolved first: interpolations into the root config (e.g. an experiment's
+    # sparse_vd_warmup read by oc.select) would not resolve in a detached copy
+    node = OmegaConf.to_container(cfg, resolve=True)
+    node.pop("optimizer", None)
+    return instantiate(OmegaConf.create(node), _convert_="all")
