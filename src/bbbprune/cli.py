@@ -1,6 +1,6 @@
 """The ``bbbprune`` command: ``bbbprune <command> [hydra overrides...]``.
 
-Commands: train, prune, table, data. Each composes the same root config (conf/config.yaml,
+Commands: train, prune, export, table, data. Each composes the same root config (conf/config.yaml,
 shipped inside the package as bbbprune.conf) and accepts Hydra's options, e.g. ``-m`` sweeps.
 """
 
@@ -19,6 +19,9 @@ USAGE = """usage: bbbprune <command> [key=value ...] [-m]
 commands:
   train   train one model (method=, dataset=, model=, scale=, seed=) and evaluate its pruning
   prune   prune a trained run:  run=<run dir> prune.criterion=snr prune.fraction=0.9
+  export  write a deployable pruned model (sparse / physically smaller, plain-torch loadable):
+          run=<run dir> prune.criterion=snr prune.fraction=0.98 [export.layout=auto|sparse|dense]
+          [export.path=model.pt]
   table   gather records into results/<experiment>.md:  experiment=<name>
   data    provision a dataset:  dataset=mnist|fmnist|cifar10
 
@@ -49,6 +52,31 @@ def cmd_prune(cfg: DictConfig) -> None:
         )
 
 
+def cmd_export(cfg: DictConfig) -> None:
+    from pathlib import Path
+
+    from .export import export_run
+
+    if not cfg.run:
+        raise UserError("bbbprune export needs run=<run directory> (see runs/)")
+    info = export_run(
+        Path(cfg.run),
+        cfg.prune.criterion,
+        float(cfg.prune.fraction),
+        cfg.export.layout,
+        cfg.export.path,
+        scope=cfg.prune.scope,
+        seed=int(cfg.prune.seed),
+    )
+    print(
+        f"wrote {info['path']}: {info['export_bytes']:,} bytes, "
+        f"{info['export_size_percent']:.1f} % of the dense float32 network "
+        f"({info['dense_bytes']:,} bytes); sparsity {info['sparsity']:.4f}, kept architecture "
+        f"{'-'.join(map(str, info['kept_widths']))}; test error {info['error']:.2f} % "
+        f"(max |logit difference| from the masked model {info['max_abs_diff']:.1e})"
+    )
+
+
 def cmd_table(cfg: DictConfig) -> None:
     from .report import write_experiment_report
 
@@ -69,7 +97,13 @@ def cmd_data(cfg: DictConfig) -> None:
     print(f"{cfg.dataset.name}: ready in {folder} (checksums verified: {bool(cfg.dataset.verify)})")
 
 
-COMMANDS = {"train": cmd_train, "prune": cmd_prune, "table": cmd_table, "data": cmd_data}
+COMMANDS = {
+    "train": cmd_train,
+    "prune": cmd_prune,
+    "table": cmd_table,
+    "data": cmd_data,
+    "export": cmd_export,
+}
 
 
 def _failure_dir(name: str, cfg: DictConfig):

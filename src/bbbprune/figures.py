@@ -209,7 +209,52 @@ def accuracy_sparsity(jobs, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def calibration_vs_sparsity(jobs, path: Path) -> Path | None:
+    """Test error and ECE against the share of weights kept (log scale, 100 % on the left),
+    one line per method and prediction mode (mean weights solid, sampled predictive dashed),
+    mean ± std over seeds; a method's own rule ("native") is one marker per seed."""
+    from .report import gather
+
+    df, _, _ = gather(jobs)
+    if df.empty or "ece" not in df.columns:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    swept = df[df["criterion"] != "native"]
+    for (method, mode), grp in swept.groupby(["method", "prediction"], sort=False):
+        stats = grp.groupby("fraction")[["achieved_sparsity", "error", "ece"]].agg(["mean", "std"])
+        kept = 100 * (1 - stats[("achieved_sparsity", "mean")])
+        style = "-" if mode == "mean" else "--"
+        for ax, field in zip(axes, ("error", "ece"), strict=True):
+            ax.errorbar(
+                kept,
+                stats[(field, "mean")],
+                yerr=stats[(field, "std")].fillna(0),
+                fmt=style + "o",
+                ms=3,
+                capsize=2,
+                label=f"{method} ({mode})",
+            )
+    for (method, mode), grp in df[df["criterion"] == "native"].groupby(["method", "prediction"]):
+        for ax, field in zip(axes, ("error", "ece"), strict=True):
+            ax.plot(
+                100 * (1 - grp["achieved_sparsity"]),
+                grp[field],
+                "x",
+                ms=6,
+                label=f"{method} ({mode}), own rule",
+            )
+    for ax, label in zip(axes, ("test error (%)", "expected calibration error"), strict=True):
+        ax.set(xscale="log", xlabel="weights kept (%)", ylabel=label)
+        ax.set_xticks([100, 50, 20, 10, 5, 2, 1], labels=["100", "50", "20", "10", "5", "2", "1"])
+        ax.invert_xaxis()
+    axes[0].set_yscale("log")
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 FIGURES = {
+    "calibration_vs_sparsity": calibration_vs_sparsity,
     "loss_curves": loss_curves,
     "weight_histograms": weight_histograms,
     "snr_density": snr_density,

@@ -53,6 +53,19 @@ COLUMN_DEFINITIONS = {
     "speedup_b256": "the same at batch 256",
     "rebuild_max_abs_diff": "largest |logit difference| between the masked network and its "
     "rebuild on up to 512 test images",
+    "ece": "expected calibration error, 15 equal-width confidence bins (Guo et al. 2017, Eq. 3; "
+    "torchmetrics MulticlassCalibrationError, l1)",
+    "brier": "Brier score (1/n) Σ_i Σ_k (p_ik − 1[y_i = k])², from 0 (perfect) to 2",
+    "ood_auroc": "AUROC of predictive entropy separating the out-of-distribution test images "
+    "(positives) from the in-distribution ones (negatives); 0.5 = chance",
+    "entropy_in": "mean predictive entropy (nats) of the in-distribution test images",
+    "entropy_ood": "mean predictive entropy (nats) of the out-of-distribution test images",
+    "export_size_percent": "bytes of the `bbbprune export` file (layout auto) over the bytes of "
+    "the dense float32 export of the same network, in %",
+    "latency_ratio_b1": "median CPU time of one forward pass of the export over the dense "
+    "float32 network's, batch 1 (below 1: the export is faster)",
+    "latency_ratio_b256": "the same at batch 256",
+    "seeds": "number of seeds (records) averaged in the row",
 }
 
 
@@ -198,6 +211,42 @@ def render_list_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     return "\n".join(lines)
 
 
+def render_grouped_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
+    """One row per distinct combination of the ``group_by`` fields (the first field in order of
+    first appearance, e.g. the sweep's method order; the others sorted), cells mean ± sample
+    std over the row's records (one per seed). A column with ``fields: [a, b]`` shows "a / b".
+    Records of a method's own rule (criterion "native") reach a different sparsity in every
+    seed; they share one row, whose fraction shows "–" (see the sparsity column)."""
+    fixed = dict(spec.get("fixed", {}))
+    if spec.get("split_by") and split_value is not None:
+        fixed[spec["split_by"]] = split_value
+    keys = list(spec["group_by"])
+    header = keys + ["seeds"] + [c["label"] for c in spec["columns"]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    sel = _select(df, fixed)
+    if sel.empty or any(k not in sel.columns for k in keys):
+        return "\n".join(lines)
+    sel = sel.copy()
+    if "criterion" in sel.columns and "fraction" in keys:
+        sel.loc[sel["criterion"] == "native", "fraction"] = -1.0
+    first = {v: i for i, v in enumerate(pd.unique(sel[keys[0]]))}
+    sel["_order"] = sel[keys[0]].map(first)
+    sel = sel.sort_values(["_order", *keys[1:]], kind="stable")
+    for values, group in sel.groupby(keys, sort=False):
+        cells = [
+            "–" if k == "fraction" and v < 0 else (f"{100 * v:g} %" if k == "fraction" else str(v))
+            for k, v in zip(keys, values, strict=True)
+        ]
+        cells.append(str(group["seed"].nunique() if "seed" in group else len(group)))
+        for col in spec["columns"]:
+            fields = col.get("fields") or [col["field"]]
+            fmt = col.get("format", "{:.2f}")
+            parts = [_fmt(group[f].dropna().tolist() if f in group else [], fmt) for f in fields]
+            cells.append(" / ".join(parts))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render_runs(runs: list[dict]) -> str:
     """Per-run facts: final test error, median wall time per epoch (robust to a few epochs slowed
     by other work on a shared machine), parameter count."""
@@ -252,16 +301,23 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     for value in splits:
         if value is not None:
             out += [f"## {spec['split_by']} = {value}", ""]
-        render = {"metrics": render_metrics_table, "list": render_list_table}.get(
-            spec.get("layout"), render_table
-        )
+        render = {
+            "metrics": render_metrics_table,
+            "list": render_list_table,
+            "grouped": render_grouped_table,
+        }.get(spec.get("layout"), render_table)
         out += [render(spec, df, value), ""]
     if spec.get("sections"):  # computed from the runs themselves (bbbprune.analyses)
         from .analyses import render_sections
 
         out += render_sections(spec["sections"], jobs)
     out += ["## Columns", ""]
-    metrics = [spec["metric"]] if spec.get("metric") else [c["field"] for c in spec["columns"]]
+    metrics = (
+        [spec["metric"]]
+        if spec.get("metric")
+        else [f for c in spec["columns"] for f in c.get("fields") or [c["field"]]]
+    )
+    metrics += ["seeds"] if spec.get("layout") == "grouped" else []
     out += [f"- **{m}**: {COLUMN_DEFINITIONS[m]}" for m in metrics if m in COLUMN_DEFINITIONS]
     out += [
         "- each cell: ours / published (where the source has a number); with several seeds, "

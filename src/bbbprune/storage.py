@@ -48,6 +48,10 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda fh: fh.write(data))
+
+
 def read_json(path: Path) -> Any:
     with open(path) as fh:
         return json.load(fh)

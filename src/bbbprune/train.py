@@ -24,6 +24,8 @@ from .data import TensorData, load_tensors
 from .distributed import SINGLE, Shard, is_main_process
 from .distributed import setup as setup_distributed
 from .errors import UserError
+from .evaluate import calibration_metrics, classification_metrics, ood_metrics
+from .export import export_measurements
 from .likelihoods import CATEGORICAL
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
@@ -54,6 +56,21 @@ def method_metrics(
     """Accuracy, error and NLL of the method's predictive ``mode`` on (x, y) (regression: the
     likelihood's metrics, bbbprune.likelihoods)."""
     return likelihood.metrics(method, model, x, y, mode)
+
+
+def uncertainty_metrics(method: Method, model: nn.Module, data, ood_x, mode: str) -> dict:
+    """Error, NLL, ECE and Brier score of the predictive ``mode`` on the test set and, given
+    out-of-distribution images ``ood_x``, the predictive entropy and OOD AUROC."""
+    if data.likelihood is not CATEGORICAL:  # regression: the likelihood's own metrics
+        return method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
+    log_probs = method.predict_log_probs(model, data.x_test, mode)
+    out = {
+        **classification_metrics(log_probs, data.y_test),
+        **calibration_metrics(log_probs, data.y_test),
+    }
+    if ood_x is not None:
+        out.update(ood_metrics(log_probs, method.predict_log_probs(model, ood_x, mode)))
+    return out
 
 
 def run_epoch(
@@ -270,6 +287,7 @@ def record_path(
     return run_dir / RECORDS / f"{criterion}_{fraction:.4f}_{scope}{ft}_{mode}.json"
 
 
+PRIMARY = "primary"  # in prune.criteria: the method's first (own) criterion, e.g. snr for bbb
 NATIVE = "native"  # the criterion name of a method's own pruning rule (e.g. log α ≥ 3)
 
 
@@ -310,6 +328,10 @@ def evaluate_pruning(
     device = resolve_device(cfg.device.name)
     model.to(device)
     data = load_tensors(run_cfg.dataset, device, log=log)
+    ood_x = None
+    if cfg.get("ood"):  # the test images of another dataset, preprocessed as the run's own
+        ood_cfg = OmegaConf.merge(run_cfg.dataset, {"name": cfg.ood, "random_labels": False})
+        ood_x = load_tensors(ood_cfg, device, log=log).x_test
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = read_json(run_dir / METRICS)
     written = []
@@ -333,8 +355,15 @@ def evaluate_pruning(
             if fraction is None
             else {}
         )
+        exported = (
+            export_measurements(
+                model, "auto", data.x_test[:256], int(cfg.prune.latency_repeats), (1, 256)
+            )
+            if cfg.prune.get("measure_export")
+            else {}
+        )
         for mode in method.prediction_modes:
-            result = method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
+            result = uncertainty_metrics(method, model, data, ood_x, mode)
             rec = {
                 "run": run_dir.name,
                 "method": metrics["method"],
@@ -357,6 +386,8 @@ def evaluate_pruning(
                 "kept_widths": kept_widths,
                 **structure,
                 **result,
+                **exported,
+                "ood_dataset": cfg.get("ood"),
                 "commit": git_commit(),
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }
@@ -393,5 +424,6 @@ def train(cfg: DictConfig, log=print) -> Path:
         return run_dir
     method = build_method(cfg.method)
     criteria = cfg.prune.criteria if cfg.prune.get("criteria") else method.criteria
+    criteria = [method.criteria[0] if c == PRIMARY else c for c in criteria]
     evaluate_pruning(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
     return run_dir

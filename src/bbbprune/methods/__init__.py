@@ -26,6 +26,8 @@ __all__ = [
 
 def build_method(cfg: DictConfig) -> Method:
     """Instantiate the method from its config (``_target_``); ``optimizer`` is left to the trainer."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)  # e.g. emmcmc's epochs: ${train.epochs}
-    node = OmegaConf.create({k: v for k, v in resolved.items() if k != "optimizer"})
-    return instantiate(node, _convert_="all")
+    # resolved first: interpolations into the root config (e.g. an experiment's
+    # sparse_vd_warmup read by oc.select) would not resolve in a detached copy
+    node = OmegaConf.to_container(cfg, resolve=True)
+    node.pop("optimizer", None)
+    return instantiate(OmegaConf.create(node), _convert_="all")
