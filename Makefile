@@ -7,9 +7,11 @@ JOBS ?= 1
 SCALE ?= small
 # JOBS>1: train each experiment's sweep with that many local worker processes (hydra joblib)
 LAUNCHER = $(if $(filter-out 0 1,$(JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS))
-EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad molchanov_lenet
+EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad blundell_prior_grid \
+  molchanov_lenet structured_lenet random_labels kefan_mlp kefan_lenet5 kefan_cifar \
+  saha_simulated ssvi_mnist calibration_mnist calibration_fmnist
 
-.PHONY: help venv data test test-all reproduce-tables tables lint benchmark clean
+.PHONY: help venv data test test-all reproduce-tables tables lint benchmark benchmark-sweep clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 20
@@ -48,6 +50,10 @@ benchmark: $(STAMP)  ## trainer-overhead and BBB step-cost benchmarks (installs 
 	$(BIN)/pip install --quiet --no-deps $(PEERS)
 	$(BIN)/python scripts/bench_trainer_overhead.py
 	$(BIN)/python scripts/bench_bbb_step.py
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/bench_export.py  # needs blundell_table1's BBB run
+
+benchmark-sweep: $(STAMP)  ## 4 jobs: joblib with 2 workers against serial (results/benchmarks_sweep.txt)
+	$(BIN)/python scripts/bench_sweep.py
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check src tests scripts
