@@ -65,3 +65,15 @@ def test_cells_pair_ours_with_the_published_number():
     }
     table = render_table(spec, df)
     assert table.splitlines()[-1] == "| BBB | 1.50 / 1.24 | 1.80 ± 0.14 / 1.24 | – / 1.29 |"
+
+
+def test_a_pipe_inside_a_cell_does_not_split_it():
+    """Labels such as "|W|/|W≠0|" or "by |μ|" stay one markdown cell: every row of a table has as
+    many unescaped separators as the header."""
+    import re
+
+    from bbbprune.report import markdown_row
+
+    row = markdown_row(["compression |W|/|W≠0|", "by |μ|", 3])
+    assert row == "| compression \\|W\\|/\\|W≠0\\| | by \\|μ\\| | 3 |"
+    assert len(re.findall(r"(?<!\\)\|", row)) == 4

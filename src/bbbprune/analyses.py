@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .report import markdown_row  # noqa: E402
 from .runs import METRICS, run_directory  # noqa: E402
 from .storage import read_json  # noqa: E402
 
@@ -123,7 +124,7 @@ def node_sweep_section(jobs) -> list[str]:
     lines = [
         "## Node sweep: error % (hidden neurons left after the rebuild) at a kept fraction",
         "",
-        "| " + " | ".join(header) + " |",
+        markdown_row(header),
         "|" + "---|" * len(header),
     ]
     for i, row in enumerate(sweeps[0][1]["rows"]):
@@ -131,7 +132,7 @@ def node_sweep_section(jobs) -> list[str]:
         for _, s in sweeps:
             r = s["rows"][i]
             cells.append(f"{r['error']:.2f} ({r['hidden_kept']} of {r['hidden_total']})")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown_row(cells))
     lines += [
         "",
         "- in every hidden layer the lowest-scoring neurons are removed (their outgoing "

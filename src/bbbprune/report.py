@@ -69,6 +69,12 @@ COLUMN_DEFINITIONS = {
 }
 
 
+def markdown_row(cells) -> str:
+    """One markdown table row; a "|" inside a cell (e.g. "|W|/|W≠0|", "by |μ|") is escaped so it
+    does not split the cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
 def sweep_overrides(params) -> list[list[str]]:
     """Expand ``{key: "a,b", other: "x,y"}`` into the grid of override lists Hydra's basic
     sweeper runs (parsed by Hydra's own override parser)."""
@@ -148,7 +154,7 @@ def render_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     if spec.get("split_by") and split_value is not None:
         fixed[spec["split_by"]] = split_value
     header = ["method"] + col_labels
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [markdown_row(header), "|" + "---|" * len(header)]
     for row in spec["rows"]:
         published = row.get("published")
         if isinstance(published, dict):
@@ -159,7 +165,7 @@ def render_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
             ours = _fmt(sel[metric].tolist() if not sel.empty else [], fmt)
             paper = published[j] if published and j < len(published) else None
             cells.append(ours if paper is None else f"{ours} / {fmt.format(paper)}")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown_row(cells))
     return "\n".join(lines)
 
 
@@ -176,13 +182,13 @@ def render_metrics_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     if spec.get("split_by") and split_value is not None:
         fixed[spec["split_by"]] = split_value
     header = ["method"] + [c["label"] for c in spec["columns"]]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [markdown_row(header), "|" + "---|" * len(header)]
     for row in spec["rows"]:
         sel = _select(df, {**fixed, **row["select"]})
         published = row.get("published") or []
         cells = [row["label"]]
         for j, col in enumerate(spec["columns"]):
-            if sel.empty:
+            if sel.empty or col["field"] not in sel.columns:  # e.g. older records
                 ours = "–"
             elif col["field"] == "per_layer_sparsity":
                 ours = _per_layer(sel[col["field"]].tolist())
@@ -193,7 +199,7 @@ def render_metrics_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
                 ours = _fmt(sel[col["field"]].tolist(), col.get("format", "{:.2f}"))
             paper = published[j] if j < len(published) else None
             cells.append(ours if paper in (None, "") else f"{ours} / {paper}")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown_row(cells))
     return "\n".join(lines)
 
 
@@ -204,10 +210,10 @@ def render_list_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     if spec.get("sort_by") and not sel.empty:
         sel = sel.sort_values(spec["sort_by"])
     header = [c["label"] for c in spec["columns"]]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [markdown_row(header), "|" + "---|" * len(header)]
     for _, rec in sel.iterrows():
         cells = [c.get("format", "{}").format(rec[c["field"]]) for c in spec["columns"]]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown_row(cells))
     return "\n".join(lines)
 
 
@@ -222,7 +228,7 @@ def render_grouped_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
         fixed[spec["split_by"]] = split_value
     keys = list(spec["group_by"])
     header = keys + ["seeds"] + [c["label"] for c in spec["columns"]]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [markdown_row(header), "|" + "---|" * len(header)]
     sel = _select(df, fixed)
     if sel.empty or any(k not in sel.columns for k in keys):
         return "\n".join(lines)
@@ -243,7 +249,7 @@ def render_grouped_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
             fmt = col.get("format", "{:.2f}")
             parts = [_fmt(group[f].dropna().tolist() if f in group else [], fmt) for f in fields]
             cells.append(" / ".join(parts))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown_row(cells))
     return "\n".join(lines)
 
 
