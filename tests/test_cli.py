@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,14 +77,15 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
         "seeds: 0",
         "commit",
         "date:",
-        "| by |mu|/sigma |",
+        "| by \\|mu\\|/sigma |",
         "/ 2.35",
         "## Columns",
     ):
         assert needle in table, needle
     # the 25 % SNR cell holds our number beside the published one
-    snr_row = next(line for line in table.splitlines() if line.startswith("| by |mu|/sigma |"))
-    assert "– /" not in snr_row.split("|")[2]
+    snr_row = next(line for line in table.splitlines() if line.startswith("| by \\|mu\\|/sigma |"))
+    cells = re.split(r"(?<!\\)\|", snr_row)  # cell separators: unescaped pipes only
+    assert "/ 2.15" in cells[2] and "– /" not in cells[2]
 
 
 def test_table_lists_missing_runs(tmp_path, data_root):
