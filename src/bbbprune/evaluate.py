@@ -26,23 +26,10 @@ def predict_log_probs(
     samples: int = 10,
     batch_size: int = 10000,
 ) -> torch.Tensor:
-    """Log predictive probabilities, shape (n, classes)."""
-    check_choice("prediction mode", mode, PREDICTION_MODES)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with sampling(model, mode == "sampled"):
-            for start in range(0, len(x), batch_size):
-                xb = x[start : start + batch_size]
-                if mode == "mean":
-                    out.append(F.log_softmax(model(xb), dim=-1))
-                else:
-                    lp = torch.stack([F.log_softmax(model(xb), dim=-1) for _ in range(samples)])
-                    out.append(torch.logsumexp(lp, dim=0) - math.log(samples))
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    """Log predictive probabilities, shape (n, classes): log (1/S) Σ_s softmax(f(x; w_s)) over
+    the S passes of ``predict_outputs`` (S = 1 for ``mean``)."""
+    outputs = predict_outputs(model, x, mode, samples, batch_size)
+    return torch.logsumexp(F.log_softmax(outputs, dim=-1), dim=0) - math.log(len(outputs))
 
 
 def classification_metrics(log_probs: torch.Tensor, y: torch.Tensor) -> dict:
