@@ -35,9 +35,20 @@ def _training_identity(cfg: DictConfig) -> dict:
         "method": c["method"],
         "dataset": {k: v for k, v in c["dataset"].items() if k not in DATASET_KEYS_IGNORED},
         "model": c["model"],
-        "train": {k: v for k, v in c["train"].items() if k not in TRAIN_KEYS_IGNORED},
+        "train": _train_identity(cfg, c["train"]),
         "seed": c["seed"],
     }
+
+
+def _train_identity(cfg: DictConfig, train: dict) -> dict:
+    """The training options that change results. ``init_from`` (added later) is left out when
+    unset, so that older runs keep their hash; when set it enters as the source run's name."""
+    out = {k: v for k, v in train.items() if k not in TRAIN_KEYS_IGNORED and k != "init_from"}
+    if train.get("init_from"):
+        from .pretrained import source_run_directory
+
+        out["init_from"] = source_run_directory(cfg).name
+    return out
 
 
 def model_label(model_cfg) -> str:

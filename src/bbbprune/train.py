@@ -29,6 +29,7 @@ from .export import export_measurements
 from .likelihoods import CATEGORICAL
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
+from .pretrained import initialise_from_run, source_run_directory
 from .prune import SCOPES, SCORE_FUNCTIONS, apply_masks, check_fraction, prune_model, sparsity
 from .runs import (
     CHECKPOINT,
@@ -163,8 +164,10 @@ def build(cfg: DictConfig, device: torch.device, log=print):
     data = load_tensors(cfg.dataset, device, log=log)
     method = build_method(cfg.method)
     spec = model_spec(cfg, data.input_shape, data.n_classes, method)
-    model = build_model(spec, method.layer_factory()).to(device)
-    return data, method, spec, model
+    model = build_model(spec, method.layer_factory())
+    if cfg.train.get("init_from"):
+        initialise_from_run(model, source_run_directory(cfg))
+    return data, method, spec, model.to(device)
 
 
 def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
