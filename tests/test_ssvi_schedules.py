@@ -79,8 +79,9 @@ def test_straight_through_indicators_are_bernoulli_forward_and_relaxed_backward(
 
 
 def test_temperature_anneals_geometrically_and_kl_warms_up_linearly():
-    method = SpikeSlabVI("ssvi", temperature=0.5, temperature_final=0.05, anneal_epochs=4,
-                         kl_warmup_epochs=2)
+    method = SpikeSlabVI(
+        "ssvi", temperature=0.5, temperature_final=0.05, anneal_epochs=4, kl_warmup_epochs=2
+    )
     assert [method.temperature_at(e) for e in (0, 2, 4, 9)] == pytest.approx(
         [0.5, math.sqrt(0.5 * 0.05), 0.05, 0.05]
     )

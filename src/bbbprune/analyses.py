@@ -69,7 +69,9 @@ def feature_selection_section(jobs) -> list[str]:
     ]
     submodel = all("mse_pruned_submodel" in r for r in rows)
     if submodel:  # the pruned network's own posterior mean (weights μ), after "test MSE pruned"
-        lines[2] = lines[2].replace("test MSE pruned ", "test MSE pruned (γμ) | test MSE pruned (μ) ")
+        lines[2] = lines[2].replace(
+            "test MSE pruned ", "test MSE pruned (γμ) | test MSE pruned (μ) "
+        )
         lines[3] += "---|"
     groups: dict[tuple, list[dict]] = {}
     for r in rows:

@@ -162,7 +162,9 @@ class SpikeSlabLayer(PrunableMixin, nn.Module):
         the submodel z the mask selects."""
         if self.weight_mask is None:
             return torch.ones_like(self.inclusion_logit)
-        per_node = self.weight_mask.detach().transpose(0, 1).reshape(self.inclusion_logit.numel(), -1)
+        per_node = (
+            self.weight_mask.detach().transpose(0, 1).reshape(self.inclusion_logit.numel(), -1)
+        )
         return (per_node != 0).any(dim=1).to(self.weight_mu.dtype)
 
     def kl(self) -> torch.Tensor:
