@@ -79,6 +79,19 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, prior_std: float) -> torc
     return math.log(s) - sigma.log() + (sigma.square() + mu.square()) / (2 * s * s) - 0.5
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the hard value, exactly (``hard + soft − soft.detach()`` is off by rounding);
+    backward: the gradient goes to the soft value (straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx, hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+        return hard.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, grad
+
+
 class SpikeSlabLayer(PrunableMixin, nn.Module):
     """Parameters, node indicators, forward pass and KL shared by the linear and conv layers."""
 
@@ -193,8 +206,7 @@ class SpikeSlabLayer(PrunableMixin, nn.Module):
         if not self.straight_through:
             return soft
         # hard z = 1{logit γ + logistic noise > 0} ~ Bernoulli(γ) exactly, gradient of the soft z̃
-        hard = (noisy_logit > 0).to(soft.dtype)
-        return hard + soft - soft.detach()
+        return _StraightThrough.apply((noisy_logit > 0).to(soft.dtype), soft)
 
     # -- forward -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
