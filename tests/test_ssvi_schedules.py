@@ -102,3 +102,24 @@ def test_temperature_anneals_geometrically_and_kl_warms_up_linearly():
         SpikeSlabVI("ssvi", temperature_final=0.0)
     with pytest.raises(UserError, match="anneal_epochs"):
         SpikeSlabVI("ssvi", anneal_epochs=-1)
+
+
+def test_without_input_indicators_the_first_layer_is_a_plain_gaussian_slab():
+    from bbbprune.layers.spike_slab import gaussian_kl
+
+    method = SpikeSlabVI("ssvi", prior_inclusion=0.1, select_inputs=False)
+    model = MLP(method.layer_factory(), 5, [4], 2)
+    first, second = [m for m in model.modules() if hasattr(m, "inclusion_logit")]
+    assert not first.node_indicators and second.node_indicators
+    assert torch.equal(first.pip(), torch.ones(5))
+    assert torch.equal(first.draw_indicators(3, relaxed=True), torch.ones(3, 5))
+    # KL = the slab KL of every weight (z = 1 surely: no Bernoulli term)
+    expected = gaussian_kl(first.weight_mu, first.weight_sigma(), 1.0).sum()
+    assert first.kl().item() == pytest.approx(expected.item(), rel=1e-6)
+    # the native rule keeps every input and can still drop hidden neurons
+    with torch.no_grad():
+        second.inclusion_logit.copy_(torch.tensor([3.0, -3.0, 3.0, -3.0]))
+    masks = method.native_masks(model)
+    assert masks["net.1"].all()
+    assert torch.equal(masks["net.3"][0], torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    assert not any(p is first.inclusion_logit for p in model.parameters())

@@ -130,11 +130,14 @@ class SpikeSlabLayer(PrunableMixin, nn.Module):
         else:
             self.register_parameter("bias", None)
         logit = math.log(pip_init) - math.log1p(-pip_init)
-        self.inclusion_logit = nn.Parameter(torch.full((n_nodes,), logit))
         # node_indicators=False: no spike on this layer's inputs (z_j = 1, a Gaussian-slab layer;
-        # e.g. MNIST pixels, which the node sweep leaves alone): no Bernoulli KL, PIP 1
+        # e.g. MNIST pixels, which the node sweep leaves alone): no Bernoulli KL, PIP 1, and the
+        # logits are an unused buffer (same state-dict keys) rather than parameters
         self.node_indicators = bool(node_indicators)
-        self.inclusion_logit.requires_grad_(self.node_indicators)
+        if self.node_indicators:
+            self.inclusion_logit = nn.Parameter(torch.full((n_nodes,), logit))
+        else:
+            self.register_buffer("inclusion_logit", torch.full((n_nodes,), logit))
         self._init_mask()
         self.sample: bool | None = None  # None: sample when training, posterior mean otherwise
         self.straight_through = bool(straight_through)
