@@ -23,6 +23,7 @@ METHODS = [
     "ard",
     "svd_group",
     "ssvi",
+    "ssvi_nodes",
     "emmcmc",
 ]
 MODELS = {

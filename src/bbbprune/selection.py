@@ -8,7 +8,10 @@ D features matter, with true importances ψ_j):
     true positives = selected relevant features, false positives = selected noise features;
   * test MSE of the full network (posterior-mean weights, nothing pruned: the record of
     criterion ``pip`` at fraction 0) and of the pruned one (the method's own PIP rule: the
-    ``native`` record), both with the mean prediction; and, where the run was also evaluated
+    ``native`` record), both with the mean prediction (weights γ μ); the pruned one also with
+    the ``conditional`` prediction (``mse_pruned_submodel``: weights μ on the kept nodes, the
+    posterior mean given the median-probability model), where the run has that record; and,
+    where the run was also evaluated
     with ``prune.finetune_epochs=k``, both after k epochs of retraining with the masks fixed
     (``mse_full_ft``, ``mse_pruned_ft``);
   * the correlation (Pearson, over all D features) between the true importance (ψ_j, 0 for noise
@@ -54,6 +57,11 @@ def feature_selection(run_dir: Path) -> dict:
     records = Path(run_dir) / RECORDS
     full = read_json(records / "pip_0.0000_global_mean.json")
     pruned = read_json(records / "native_-1.0000_global_mean.json")
+    submodel = records / "native_-1.0000_global_conditional.json"
+    if submodel.exists():
+        submodel_mse = {"mse_pruned_submodel": read_json(submodel)["error"]}
+    else:
+        submodel_mse = {}
     tuned = {}  # the same two networks after prune.finetune_epochs of retraining, if run
     for path in sorted(records.glob("native_-1.0000_global_ft*_mean.json")):
         ft = path.name.split("_ft")[1].split("_")[0]
@@ -66,6 +74,7 @@ def feature_selection(run_dir: Path) -> dict:
             }
     return {
         **tuned,
+        **submodel_mse,
         "D": d,
         "relevant": p,
         "alpha": float(cfg.dataset.alpha),

@@ -79,6 +79,19 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, prior_std: float) -> torc
     return math.log(s) - sigma.log() + (sigma.square() + mu.square()) / (2 * s * s) - 0.5
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the hard value, exactly (``hard + soft − soft.detach()`` is off by rounding);
+    backward: the gradient goes to the soft value (straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx, hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+        return hard.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, grad
+
+
 class SpikeSlabLayer(PrunableMixin, nn.Module):
     """Parameters, node indicators, forward pass and KL shared by the linear and conv layers."""
 
@@ -92,6 +105,8 @@ class SpikeSlabLayer(PrunableMixin, nn.Module):
         temperature: float = 0.5,
         pip_init: float = 0.9,
         rho_init: float = -5.0,
+        straight_through: bool = False,
+        node_indicators: bool = True,
         bias: bool = True,
     ):
         super().__init__()
@@ -115,9 +130,18 @@ class SpikeSlabLayer(PrunableMixin, nn.Module):
         else:
             self.register_parameter("bias", None)
         logit = math.log(pip_init) - math.log1p(-pip_init)
-        self.inclusion_logit = nn.Parameter(torch.full((n_nodes,), logit))
+        # node_indicators=False: no spike on this layer's inputs (z_j = 1, a Gaussian-slab layer;
+        # e.g. MNIST pixels, which the node sweep leaves alone): no Bernoulli KL, PIP 1, and the
+        # logits are an unused buffer (same state-dict keys) rather than parameters
+        self.node_indicators = bool(node_indicators)
+        if self.node_indicators:
+            self.inclusion_logit = nn.Parameter(torch.full((n_nodes,), logit))
+        else:
+            self.register_buffer("inclusion_logit", torch.full((n_nodes,), logit))
         self._init_mask()
         self.sample: bool | None = None  # None: sample when training, posterior mean otherwise
+        self.straight_through = bool(straight_through)
+        self.given_mask = False  # True: point weights conditional on the mask (point_weight)
 
     # -- shapes (linear: nodes are columns; conv: nodes are input channels) --------------------
     def _node_view(self, t: torch.Tensor) -> torch.Tensor:
@@ -134,19 +158,37 @@ class SpikeSlabLayer(PrunableMixin, nn.Module):
     # -- posterior -----------------------------------------------------------------------------
     def pip(self) -> torch.Tensor:
         """Posterior inclusion probability γ_j of every input node."""
+        if not self.node_indicators:
+            return torch.ones_like(self.inclusion_logit)
         return torch.sigmoid(self.inclusion_logit)
 
     def weight_sigma(self) -> torch.Tensor:
         return F.softplus(self.weight_rho)
 
     def point_weight(self) -> torch.Tensor:
-        """The posterior-mean weight E_q[W_ij] = γ_j μ_ij (before masking)."""
+        """The posterior-mean weight E_q[W_ij] = γ_j μ_ij (before masking); with ``given_mask``
+        the mean conditional on the indicators the mask selects, E_q[W_ij | z_j = m_j] = m_j μ_ij
+        (m_j = 1 iff the mask keeps any outgoing weight of node j; every node without a mask)."""
+        if self.given_mask:
+            return self.weight_mu * self._node_view(self.mask_indicators())
         return self.weight_mu * self._node_view(self.pip())
+
+    def mask_indicators(self) -> torch.Tensor:
+        """Per node, 1 if the pruning mask keeps any of its outgoing weights (all 1 unmasked):
+        the submodel z the mask selects."""
+        if self.weight_mask is None:
+            return torch.ones_like(self.inclusion_logit)
+        per_node = (
+            self.weight_mask.detach().transpose(0, 1).reshape(self.inclusion_logit.numel(), -1)
+        )
+        return (per_node != 0).any(dim=1).to(self.weight_mu.dtype)
 
     def kl(self) -> torch.Tensor:
         """Σ_j KL(Bern(γ_j) ‖ Bern(λ)) + Σ_j γ_j Σ_i KL(N(μ_ij, σ_ij²) ‖ N(0, s²)) (exact)."""
         per_weight = gaussian_kl(self.weight_mu, self.weight_sigma(), self.slab_std)
         slab = (per_weight * self._node_view(self.pip())).sum()
+        if not self.node_indicators:
+            return slab
         return bernoulli_kl(self.inclusion_logit, self.prior_inclusion).sum() + slab
 
     def _sampling(self) -> bool:
@@ -156,11 +198,18 @@ class SpikeSlabLayer(PrunableMixin, nn.Module):
         """Per-example indicators, shape (batch, nodes): binary-concrete draws at temperature τ
         (``relaxed``) or hard Bernoulli(γ) draws."""
         logit = self.inclusion_logit
+        if not self.node_indicators:
+            return torch.ones(batch, logit.numel(), dtype=logit.dtype, device=logit.device)
         u = torch.rand(batch, logit.numel(), dtype=logit.dtype, device=logit.device)
         if not relaxed:
             return (u < torch.sigmoid(logit)).to(logit.dtype)
         u = u.clamp(UNIFORM_EPS, 1 - UNIFORM_EPS)
-        return torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / self.temperature)
+        noisy_logit = logit + torch.log(u) - torch.log1p(-u)
+        soft = torch.sigmoid(noisy_logit / self.temperature)
+        if not self.straight_through:
+            return soft
+        # hard z = 1{logit γ + logistic noise > 0} ~ Bernoulli(γ) exactly, gradient of the soft z̃
+        return _StraightThrough.apply((noisy_logit > 0).to(soft.dtype), soft)
 
     # -- forward -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
