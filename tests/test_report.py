@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bbbprune.report import _fmt, render_table, sweep_overrides
+from bbbprune.report import _fmt, network_order, render_table, sweep_overrides
 
 
 def test_seed_aggregation_is_mean_and_sample_std():
@@ -77,3 +77,24 @@ def test_a_pipe_inside_a_cell_does_not_split_it():
     row = markdown_row(["compression |W|/|W≠0|", "by |μ|", 3])
     assert row == "| compression \\|W\\|/\\|W≠0\\| | by \\|μ\\| | 3 |"
     assert len(re.findall(r"(?<!\\)\|", row)) == 4
+
+
+def test_per_layer_sparsity_is_listed_in_forward_order():
+    """Records store layers under sorted keys; the table lists them input side first."""
+    lenet5 = ["classifier.0", "classifier.2", "features.0", "features.3"]
+    assert sorted(lenet5, key=network_order) == [
+        "features.0",
+        "features.3",
+        "classifier.0",
+        "classifier.2",
+    ]
+    mlp = [f"net.{i}" for i in (1, 11, 3, 5, 7, 9)]
+    assert sorted(mlp, key=network_order) == [f"net.{i}" for i in (1, 3, 5, 7, 9, 11)]
+    resnet = ["fc", "stages.0.0.conv1", "stages.1.0.conv2", "stages.0.1.conv1", "stem"]
+    assert sorted(resnet, key=network_order) == [
+        "stem",
+        "stages.0.0.conv1",
+        "stages.0.1.conv1",
+        "stages.1.0.conv2",
+        "fc",
+    ]

@@ -169,9 +169,23 @@ def render_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     return "\n".join(lines)
 
 
+# Where a top-level module sits in bbbprune's networks: input side first (models.py, resnets.py)
+_SECTION_RANK = {"stem": 0, "net": 1, "features": 1, "stages": 2, "classifier": 3, "fc": 4}
+
+
+def network_order(name: str) -> tuple:
+    """Sort key that puts layer names in forward order. Records are written with sorted keys
+    (storage.write_json), which would put LeNet-5's "classifier.0" before "features.0" and
+    "net.11" before "net.3"."""
+    parts = name.split(".")
+    rank = _SECTION_RANK.get(parts[0], len(_SECTION_RANK))
+    return (rank, parts[0], *((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts[1:]))
+
+
 def _per_layer(values: list[dict]) -> str:
-    """Per-layer sparsity (%) averaged over seeds, layers joined by dashes as in Molchanov."""
-    layers = list(values[0])
+    """Per-layer sparsity (%) averaged over seeds, layers joined by dashes as in Molchanov,
+    input layer first."""
+    layers = sorted(values[0], key=network_order)
     return "–".join(f"{100 * sum(v[k] for v in values) / len(values):.1f}" for k in layers)
 
 
