@@ -338,7 +338,11 @@ class EMMCMC(Method):
     def describe(self) -> dict:
         return {
             "method": self.name,
-            "prior": f"spike-and-slab group, eps1={self.slab_decay:g}, eps0={self.spike_decay:g}",
+            "prior": f"spike-and-slab group, eps1={self.slab_decay:g}, eps0={self.spike_decay:g}"
+            + "".join(
+                f"; {key}: " + ", ".join(f"{k}={v:g}" for k, v in sorted(spec.items()))
+                for key, spec in sorted(self.layer_decays.items())
+            ),
             "cycles": self.cycles,
             "slab_decay": self.slab_decay,
             "spike_decay": self.spike_decay,
