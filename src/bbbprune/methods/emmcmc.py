@@ -24,6 +24,21 @@ the weight decay of every entry of group g becomes the expected prior precision 
 E[1/(N σ²_γ)] = p_g ε₁ + (1 − p_g) ε₀ (EMVS's M-step weights): a soft switch, in practice a hard
 one because p_g is almost always within 1e-6 of 0 or 1.
 
+Per-layer decays (``layer_decays``). The prior may differ between layers: layer l has its own
+(ε₁_l, ε₀_l), hence σ₁²_l = 1/(N ε₁_l) and σ₀²_l = 1/(N ε₀_l); the E-step and M-step above are
+unchanged, layer by layer. Its slab threshold on a group's mean square (ℓ_g = 0 with π = ½) is
+
+    r_l*² = ‖w_g‖²/d_g = log(ε₀_l/ε₁_l) / (N (ε₀_l − ε₁_l)),
+
+so one pair (ε₁, ε₀) for every layer gives every layer the same r*: the output layer's columns
+(large weights, 10 entries) then never fall in the spike and conv1's filters never do. Multiplying
+both decays of layer l by c_l keeps their ratio and divides r_l*² by c_l. ``layer_decays`` maps a
+layer's name, its role ``output`` (the last prunable layer), or its kind (``conv``, ``linear``) to
+``{slab: ε₁_l, spike: ε₀_l}`` (either may be left out) and/or ``scale: c_l`` (a factor on both);
+the first key that matches wins in that order, and unmatched layers use ``slab_decay`` and
+``spike_decay`` (the authors use one pair for convolutions and another for fully connected
+layers, published.md). Before the first EM step every weight of layer l has decay ε₁_l.
+
 Removal (the pruning criterion). A group is removed for good when it is in the spike (p_g < ½)
 and its weights have collapsed: mean square ‖w_g‖²/d_g < ``prune_threshold`` · σ₀². Its mask
 entries are set to 0 (the layer multiplies its weight by ``weight_mask``, and the sampler
@@ -96,6 +111,7 @@ class EMMCMC(Method):
         prior_inclusion: float = 0.5,
         em_start: int | None = None,
         prune_threshold: float = 0.1,
+        layer_decays=None,
         criteria=None,
         dropout: float = 0.0,
     ):
@@ -129,6 +145,18 @@ class EMMCMC(Method):
         self.prune_threshold = float(prune_threshold)
         if self.prune_threshold < 0:
             raise UserError(f"method.prune_threshold must be >= 0, got {prune_threshold}")
+        self.layer_decays = {str(k): dict(v) for k, v in dict(layer_decays or {}).items()}
+        for key, spec in self.layer_decays.items():
+            unknown = set(spec) - {"slab", "spike", "scale"}
+            if unknown:
+                raise UserError(
+                    f"method.layer_decays.{key} takes slab, spike and scale, got {sorted(unknown)}"
+                )
+            slab, spike = self._decays_from(spec)
+            if not 0 < slab < spike:
+                raise UserError(
+                    f"method.layer_decays.{key} must give 0 < slab < spike, got {slab} and {spike}"
+                )
         self.inclusion_prior: dict[str, float] = {}  # π_l per layer (M-step)
         self.snapshots: list[dict[str, torch.Tensor]] = []
         self.optimizer: PreconditionedSGHMC | None = None
@@ -151,6 +179,10 @@ class EMMCMC(Method):
             group["weight_decay"] = self.slab_decay  # biases and, before the EM, every weight
             group["cycles"] = self.cycles
         optimizer.attach_masks((m.weight, m) for m in prunable_layers(model).values())
+        for name, layer in prunable_layers(model).items():  # the slab until the first EM step
+            optimizer.state[layer.point_weight()]["weight_decay"] = self.layer_decay_pair(
+                model, name
+            )[0]
         self.optimizer = optimizer
         return optimizer
 
@@ -162,16 +194,35 @@ class EMMCMC(Method):
         return {}
 
     # ---- EM step ---------------------------------------------------------------------------
-    def variances(self, n_train: int) -> tuple[float, float]:
-        """(σ₁², σ₀²) = (1/(N ε₁), 1/(N ε₀))."""
-        return 1 / (n_train * self.slab_decay), 1 / (n_train * self.spike_decay)
+    def _decays_from(self, spec: dict) -> tuple[float, float]:
+        scale = float(spec.get("scale", 1.0))
+        return (
+            scale * float(spec.get("slab", self.slab_decay)),
+            scale * float(spec.get("spike", self.spike_decay)),
+        )
+
+    def layer_decay_pair(self, model: nn.Module, name: str) -> tuple[float, float]:
+        """(ε₁_l, ε₀_l) of layer ``name``: ``layer_decays`` by name, then ``output`` (the last
+        prunable layer), then kind (``conv``/``linear``), else (slab_decay, spike_decay)."""
+        layers = prunable_layers(model)
+        kind = "conv" if isinstance(layers[name], MaskedConv2d) else "linear"
+        keys = [name, "output"] if name == list(layers)[-1] else [name]
+        for key in keys + [kind]:
+            if key in self.layer_decays:
+                return self._decays_from(self.layer_decays[key])
+        return self.slab_decay, self.spike_decay
+
+    def variances(self, n_train: int, decays: tuple[float, float] | None = None):
+        """(σ₁², σ₀²) = (1/(N ε₁), 1/(N ε₀)) for the decays given (default: the method's)."""
+        slab, spike = decays or (self.slab_decay, self.spike_decay)
+        return 1 / (n_train * slab), 1 / (n_train * spike)
 
     @torch.no_grad()
     def e_step(self, model: nn.Module, n_train: int) -> dict[str, dict[str, torch.Tensor]]:
         """Per layer: inclusion probabilities p_g, mean squares and live sizes of its groups."""
-        slab_var, spike_var = self.variances(n_train)
         out = {}
         for name, layer in prunable_layers(model).items():
+            slab_var, spike_var = self.variances(n_train, self.layer_decay_pair(model, name))
             w = layer.masked(layer.point_weight())
             live = torch.ones_like(w) if layer.weight_mask is None else layer.weight_mask
             sum_sq, size = group_sum(w * w), group_sum(live)
@@ -191,7 +242,6 @@ class EMMCMC(Method):
         if epoch < self.em_start or optimizer is None:
             return log
         n_train = optimizer.param_groups[0]["n_train"]
-        _, spike_var = self.variances(n_train)
         layers = prunable_layers(model)
         stats = self.e_step(model, n_train)
         removed_now = {}
@@ -208,7 +258,9 @@ class EMMCMC(Method):
                 1 - 1e-6,
             )
             w = layer.point_weight()
-            decay = p * self.slab_decay + (1 - p) * self.spike_decay
+            slab_decay, spike_decay = self.layer_decay_pair(model, name)
+            _, spike_var = self.variances(n_train, (slab_decay, spike_decay))
+            decay = p * slab_decay + (1 - p) * spike_decay
             optimizer.state[w]["weight_decay"] = expand_groups(decay, w).clone()
             mean_sq = sum_sq / size.clamp(min=1)
             gone = alive & (p < 0.5) & (mean_sq < self.prune_threshold * spike_var)
@@ -286,11 +338,16 @@ class EMMCMC(Method):
     def describe(self) -> dict:
         return {
             "method": self.name,
-            "prior": f"spike-and-slab group, eps1={self.slab_decay:g}, eps0={self.spike_decay:g}",
+            "prior": f"spike-and-slab group, eps1={self.slab_decay:g}, eps0={self.spike_decay:g}"
+            + "".join(
+                f"; {key}: " + ", ".join(f"{k}={v:g}" for k, v in sorted(spec.items()))
+                for key, spec in sorted(self.layer_decays.items())
+            ),
             "cycles": self.cycles,
             "slab_decay": self.slab_decay,
             "spike_decay": self.spike_decay,
             "em_start": self.em_start,
             "prune_threshold": self.prune_threshold,
+            **({"layer_decays": self.layer_decays} if self.layer_decays else {}),
             "snapshots": len(self.snapshots),
         }
