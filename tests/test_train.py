@@ -196,3 +196,21 @@ def test_native_record_has_kept_architecture_and_measured_speedups(smoke_cfg):
     assert rec["kept_widths"][-1] == 10 and len(rec["kept_widths"]) == 4
     assert rec["speedup_b1"] > 0 and rec["speedup_b256"] > 0
     assert rec["rebuild_same_predictions"] and rec["weights_pruned"] <= rec["weights_dense"]
+
+
+def test_records_carry_the_validation_error_and_are_kept_unless_overwritten(smoke_cfg):
+    """Each record also holds the validation-split metrics (what a choice among runs may use):
+    at fraction 0 with the mean weights they equal the trainer's own last validation accuracy.
+    A second evaluation keeps existing records; prune.overwrite=true writes them again."""
+    cfg = smoke_cfg("method=sgd", "train.epochs=2")
+    run_dir = train(cfg, log=lambda *_: None)
+    path = run_dir / "records" / "magnitude_0.0000_global_mean.json"
+    rec = json.loads(path.read_text())
+    last_val = _metrics(run_dir)["history"][-1]["val_accuracy"]
+    assert rec["val_accuracy"] == pytest.approx(last_val)
+    assert rec["val_error"] == pytest.approx(100 * (1 - last_val))
+    assert evaluate_pruning(run_dir, cfg, ["magnitude"], [0.0], log=lambda *_: None) == []
+    again = evaluate_pruning(
+        run_dir, smoke_cfg("prune.overwrite=true"), ["magnitude"], [0.0], log=lambda *_: None
+    )
+    assert [r["val_error"] for r in again if r["prediction"] == "mean"] == [rec["val_error"]]

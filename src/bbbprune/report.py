@@ -25,9 +25,12 @@ from .errors import UserError
 from .failures import describe_missing, failure_of
 from .runs import METRICS, RECORDS, run_directory
 from .storage import git_commit, read_json, write_text
+from .validation_choice import render_choice_table
 
 COLUMN_DEFINITIONS = {
     "error": "test error in %, 100 · (1 − accuracy), on the 10,000 test images",
+    "val_error": "validation error in %, the same on the validation split (the last 10k training "
+    "images), which is what a choice among runs may look at",
     "compression": "|W| / |W ≠ 0|: prunable weights over the weights left non-zero",
     "per_layer_sparsity": "share of each layer's weights set to exactly 0 (%), input layer first",
     "achieved_sparsity": "share of all prunable weights set to exactly 0",
@@ -325,6 +328,7 @@ def write_experiment_report(cfg: DictConfig) -> Path:
             "metrics": render_metrics_table,
             "list": render_list_table,
             "grouped": render_grouped_table,
+            "choice": render_choice_table,
         }.get(spec.get("layout"), render_table)
         out += [render(spec, df, value), ""]
     if spec.get("sections"):  # computed from the runs themselves (bbbprune.analyses)
@@ -337,6 +341,9 @@ def write_experiment_report(cfg: DictConfig) -> Path:
         if spec.get("metric")
         else [f for c in spec["columns"] for f in c.get("fields") or [c["field"]]]
     )
+    if spec.get("layout") == "choice":  # the fields the choice itself looks at come first
+        metrics = [spec["score"]["field"], *(c["field"] for c in spec.get("checks", []))] + metrics
+    metrics = list(dict.fromkeys(metrics))
     metrics += ["seeds"] if spec.get("layout") == "grouped" else []
     out += [f"- **{m}**: {COLUMN_DEFINITIONS[m]}" for m in metrics if m in COLUMN_DEFINITIONS]
     out += [

@@ -74,6 +74,14 @@ def uncertainty_metrics(method: Method, model: nn.Module, data, ood_x, mode: str
     return out
 
 
+def validation_metrics(method: Method, model: nn.Module, data, mode: str) -> dict:
+    """The predictive ``mode``'s metrics on the validation split, keys prefixed ``val_`` (e.g.
+    ``val_error``): what a choice among runs (a prior, a threshold) may look at; the test set
+    is for reporting only."""
+    found = method_metrics(method, model, data.x_val, data.y_val, mode, data.likelihood)
+    return {f"val_{k}": v for k, v in found.items()}
+
+
 def run_epoch(
     model: nn.Module,
     method: Method,
@@ -300,9 +308,12 @@ def evaluate_pruning(
     """Prune the trained model of ``run_dir`` by each criterion at each fraction (no retraining,
     unless prune.finetune_epochs > 0) and write one JSON record per prediction mode. A method
     with its own pruning rule (``Method.native_masks``) also gets a record with criterion
-    "native", whose fraction is the sparsity the rule reached."""
+    "native", whose fraction is the sparsity the rule reached. Each record holds the test metrics
+    and the same on the validation split (``val_error``, ...). Existing records are kept unless
+    ``overwrite`` or prune.overwrite is set."""
     run_cfg, method, model, state = load_run(run_dir)
     scope, finetune = cfg.prune.scope, int(cfg.prune.get("finetune_epochs", 0) or 0)
+    overwrite = overwrite or bool(cfg.prune.get("overwrite", False))
     for c in criteria:
         if c not in SCORE_FUNCTIONS:
             raise UserError(f"unknown prune.criterion {c!r}; valid: {', '.join(SCORE_FUNCTIONS)}")
@@ -367,6 +378,7 @@ def evaluate_pruning(
         )
         for mode in method.prediction_modes:
             result = uncertainty_metrics(method, model, data, ood_x, mode)
+            result.update(validation_metrics(method, model, data, mode))
             rec = {
                 "run": run_dir.name,
                 "method": metrics["method"],
