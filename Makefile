@@ -8,7 +8,7 @@ SCALE ?= small
 # JOBS>1: train each experiment's sweep with that many local worker processes (hydra joblib)
 LAUNCHER = $(if $(filter-out 0 1,$(JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS))
 EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad blundell_prior_grid blundell_table2_seeds \
-  molchanov_lenet molchanov_lenet5 structured_lenet random_labels kefan_mlp kefan_lenet5 kefan_lenet5_layered kefan_lenet5_long kefan_lenet5_full kefan_cifar \
+  molchanov_lenet molchanov_lenet5 structured_lenet random_labels kefan_mlp kefan_lenet5 kefan_lenet5_layered kefan_lenet5_long kefan_lenet5_full kefan_lenet5_full_long kefan_cifar \
   saha_simulated ssvi_mnist calibration_mnist calibration_fmnist
 
 .PHONY: help venv data test test-all reproduce-tables tables lint benchmark benchmark-sweep clean
