@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from bbbprune.layers import BayesConv2d, BayesLinear, kl_divergence, sampling
+from bbbprune.layers.priors import GaussianPrior, ScaleMixturePrior
 from bbbprune.methods import BayesByBackprop, StepInfo
 from bbbprune.methods.bbb import blundell_kl_weight
-from bbbprune.priors import GaussianPrior, ScaleMixturePrior
-from bbbprune.prune import prune_model, sparsity
+from bbbprune.pruning.criteria import prune_model, sparsity
 
 
 def _net(rho_init=-3.0):

@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from bbbprune.methods import build_method
-from bbbprune.report import sweep_overrides
-from bbbprune.runs import run_directory
+from bbbprune.report.jobs import sweep_overrides
+from bbbprune.run.identity import run_directory
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

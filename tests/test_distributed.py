@@ -13,9 +13,9 @@ import torch
 from conftest import compose_config, smoke_overrides
 from hydra.utils import instantiate
 
-from bbbprune.distributed import Shard, setup
 from bbbprune.errors import UserError
-from bbbprune.train import build, run_epoch, train
+from bbbprune.run.distributed import Shard, setup
+from bbbprune.run.loop import build, run_epoch, train
 
 
 def test_shards_partition_every_minibatch():

@@ -11,18 +11,18 @@ import torch
 from conftest import compose_config  # noqa: F401
 from hydra.utils import instantiate
 
-import bbbprune.train as train_mod
-from bbbprune.data import load_tensors
+import bbbprune.run.loop as train_mod
+from bbbprune.data.tensors import load_tensors
 from bbbprune.errors import UserError
-from bbbprune.groups import expand_groups, group_axis, group_sum
 from bbbprune.layers import MaskedConv2d, MaskedLinear, prunable_layers
 from bbbprune.methods import StepInfo, build_method
 from bbbprune.methods.emmcmc import EMMCMC, snapshot_epochs
-from bbbprune.models import build_model
-from bbbprune.runs import run_directory
-from bbbprune.samplers import PreconditionedSGHMC, cyclic_cosine
+from bbbprune.methods.emmcmc_groups import expand_groups, group_axis, group_sum
+from bbbprune.methods.emmcmc_samplers import PreconditionedSGHMC, cyclic_cosine
+from bbbprune.nets.models import build_model
+from bbbprune.run.identity import run_directory
+from bbbprune.run.loop import run_epoch, train
 from bbbprune.storage import load_checkpoint
-from bbbprune.train import run_epoch, train
 
 MU = torch.tensor([1.0, -2.0])
 COV = torch.tensor([[1.0, 0.8], [0.8, 2.0]])

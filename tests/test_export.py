@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import bbbprune.export_loader as loader_module
-from bbbprune.errors import UserError
-from bbbprune.export import (
+import bbbprune.deploy.export_loader as loader_module
+from bbbprune.deploy.export import (
     csr_bytes,
     dense_reference_state,
     export_run,
@@ -19,11 +18,13 @@ from bbbprune.export import (
     pack_weight,
     save_export,
 )
-from bbbprune.export_loader import load_exported
+from bbbprune.deploy.export_loader import load_exported
+from bbbprune.errors import UserError
 from bbbprune.methods import build_method
-from bbbprune.models import build_model
-from bbbprune.prune import apply_masks, prune_model
-from bbbprune.train import train
+from bbbprune.nets.models import build_model
+from bbbprune.pruning.criteria import apply_masks, prune_model
+from bbbprune.run.identity import load_run
+from bbbprune.run.loop import train
 
 
 def _model(smoke_cfg, method: str, model: str = "mlp"):
@@ -103,14 +104,15 @@ def test_a_sparse_export_is_smaller_than_the_dense_float32_file(smoke_cfg, tmp_p
 
 def test_export_command_checks_the_file_against_the_masked_model(smoke_cfg, tmp_path):
     run_dir = train(smoke_cfg("method=bbb", "prune.fractions=[0.0]"), log=lambda *_: None)
-    info = export_run(run_dir, "snr", 0.9, "auto")
+    loaded = load_run(run_dir, torch.device("cpu"))
+    info = export_run(run_dir, loaded, "snr", 0.9, "auto")
     assert Path(info["path"]).exists() and info["same_predictions"]
     assert info["max_abs_diff"] < 1e-4
     assert info["sparsity"] == pytest.approx(0.9, abs=1e-3)
     with pytest.raises(UserError, match="no pruning rule of its own"):
-        export_run(run_dir, "native", 0.0)
+        export_run(run_dir, loaded, "native", 0.0)
     with pytest.raises(UserError, match="does not apply"):
-        export_run(run_dir, "log_alpha", 0.5)
+        export_run(run_dir, loaded, "log_alpha", 0.5)
 
 
 def test_a_structured_export_is_physically_smaller(smoke_cfg):

@@ -9,8 +9,8 @@ import torch
 from conftest import compose_config
 
 from bbbprune.methods import StepInfo, build_method
-from bbbprune.models import build_model
-from bbbprune.prune import prune_model, sparsity
+from bbbprune.nets.models import build_model
+from bbbprune.pruning.criteria import prune_model, sparsity
 
 METHODS = [
     "sgd",

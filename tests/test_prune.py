@@ -8,7 +8,7 @@ from torch import nn
 
 from bbbprune.errors import UserError
 from bbbprune.layers import MaskedLinear
-from bbbprune.prune import (
+from bbbprune.pruning.criteria import (
     apply_masks,
     magnitude_scores,
     masks_from_scores,

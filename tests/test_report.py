@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bbbprune.report import _fmt, network_order, render_table, sweep_overrides
+from bbbprune.report.jobs import sweep_overrides
+from bbbprune.report.render import _fmt, network_order, render_table
 
 
 def test_seed_aggregation_is_mean_and_sample_std():
@@ -72,7 +73,7 @@ def test_a_pipe_inside_a_cell_does_not_split_it():
     many unescaped separators as the header."""
     import re
 
-    from bbbprune.report import markdown_row
+    from bbbprune.report.render import markdown_row
 
     row = markdown_row(["compression |W|/|W≠0|", "by |μ|", 3])
     assert row == "| compression \\|W\\|/\\|W≠0\\| | by \\|μ\\| | 3 |"

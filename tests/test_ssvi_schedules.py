@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import compose_config
 
+from bbbprune.deploy.structured import shrink
 from bbbprune.errors import UserError
 from bbbprune.layers.spike_slab import SpikeSlabLinear
 from bbbprune.methods import SpikeSlabVI, StepInfo, build_method
-from bbbprune.models import MLP
-from bbbprune.prune import apply_masks
-from bbbprune.structured import shrink
+from bbbprune.nets.models import MLP
+from bbbprune.pruning.criteria import apply_masks
 
 
 def _mlp_with_pips(seed=1):

@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-import bbbprune.train as train_mod
+import bbbprune.run.loop as train_mod
 from bbbprune.errors import UserError
-from bbbprune.runs import load_run, run_directory
+from bbbprune.run.identity import load_run, run_directory
+from bbbprune.run.loop import evaluate_pruning, train
 from bbbprune.storage import load_checkpoint
-from bbbprune.train import evaluate_pruning, train
 
 
 def _metrics(run_dir):

@@ -1,3 +1,34 @@
-"""bbbprune: train Bayesian neural networks and baselines, prune them, write tables."""
+"""bbbprune: train Bayesian neural networks and baselines, prune them, write tables.
+
+The library API is importable from here; each name is loaded on first use, so that
+``import bbbprune`` (and the command line) stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_API = {
+    "kl_divergence": "bbbprune.layers.bayes",
+    "sampling": "bbbprune.layers.bayes",
+    "prune_model": "bbbprune.pruning.criteria",
+    "sparsity": "bbbprune.pruning.criteria",
+    "shrink": "bbbprune.deploy.structured",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bbbprune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

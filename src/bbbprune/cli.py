@@ -29,8 +29,8 @@ Hydra options work after the command: -m (multirun sweep), --cfg job, --help."""
 
 
 def cmd_train(cfg: DictConfig) -> None:
-    from .launchers import resume_if_requeued
-    from .train import train
+    from .run.launchers import resume_if_requeued
+    from .run.loop import train
 
     train(resume_if_requeued(cfg))
 
@@ -38,7 +38,7 @@ def cmd_train(cfg: DictConfig) -> None:
 def cmd_prune(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from .train import evaluate_pruning
+    from .run.loop import evaluate_pruning
 
     if not cfg.run:
         raise UserError("bbbprune prune needs run=<run directory> (see runs/)")
@@ -55,12 +55,16 @@ def cmd_prune(cfg: DictConfig) -> None:
 def cmd_export(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from .export import export_run
+    import torch
+
+    from .deploy.export import export_run
+    from .run.identity import load_run
 
     if not cfg.run:
         raise UserError("bbbprune export needs run=<run directory> (see runs/)")
     info = export_run(
         Path(cfg.run),
+        load_run(Path(cfg.run), torch.device("cpu")),
         cfg.prune.criterion,
         float(cfg.prune.fraction),
         cfg.export.layout,
@@ -78,7 +82,7 @@ def cmd_export(cfg: DictConfig) -> None:
 
 
 def cmd_table(cfg: DictConfig) -> None:
-    from .report import write_experiment_report
+    from .report.table import write_experiment_report
 
     write_experiment_report(cfg)
 
@@ -86,7 +90,7 @@ def cmd_table(cfg: DictConfig) -> None:
 def cmd_data(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from .data import provision
+    from .data.registry import provision
 
     folder = provision(
         cfg.dataset.name,
@@ -110,7 +114,7 @@ def _failure_dir(name: str, cfg: DictConfig):
     """Where a failed job of ``name`` is recorded: a training run's own directory."""
     if name != "train":
         return None
-    from .runs import run_directory
+    from .run.identity import run_directory
 
     try:
         return run_directory(cfg)
@@ -126,7 +130,7 @@ def _guarded(command, name: str = ""):
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from .failures import JobFailed, clear_failure, failure_reason, record_failure
+        from .run.failures import JobFailed, clear_failure, failure_reason, record_failure
 
         hc = HydraConfig.get()
         failure_dir = _failure_dir(name, cfg)

@@ -23,8 +23,8 @@ pre-activations are sampled from their Gaussian N(x·μ, x²·σ²) instead of t
 
 Minimal use in your own module::
 
-    from bbbprune.layers import BayesLinear, kl_divergence
-    from bbbprune.priors import ScaleMixturePrior
+    from . import BayesLinear, kl_divergence
+    from .priors import ScaleMixturePrior
     prior = ScaleMixturePrior(0.5, 1.0, math.exp(-6))
     net = nn.Sequential(BayesLinear(784, 400, prior), nn.ReLU(), BayesLinear(400, 10, prior))
     loss = F.cross_entropy(net(x), y) + kl_divergence(net) / n_train
@@ -40,9 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from ..priors import LOG_SQRT_2PI, GaussianPrior
 from . import fused as fused_kernel
 from .masked import PrunableMixin
+from .priors import LOG_SQRT_2PI, GaussianPrior
 from .sparse_vd import SparseVDLayer
 from .spike_slab import SpikeSlabLayer
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from ..priors import LOG_SQRT_2PI, GaussianPrior, ScaleMixturePrior
+from .priors import LOG_SQRT_2PI, GaussianPrior, ScaleMixturePrior
 
 SOURCE = Path(__file__).with_name("bbb_kernel.c")
 CFLAGS = [

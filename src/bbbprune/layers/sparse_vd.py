@@ -28,8 +28,8 @@ posterior mean θ∘m. ``sample`` follows bayes.py: None samples iff ``training`
 
 Pruning. ``point_weight()`` is the weight an evaluation pass computes with before masking (θ,
 or θ·μ_z for the group layers below), so magnitude pruning and the structured rebuild
-(bbbprune.structured) need nothing method-specific. The method's own rule, remove every weight
-with log α ≥ 3, is ``bbbprune.sparsify.threshold_masks``.
+(bbbprune.deploy.structured) need nothing method-specific. The method's own rule, remove every weight
+with log α ≥ 3, is ``bbbprune.pruning.thresholds.threshold_masks``.
 
 Structured variant (``LinearSVDGroup`` / ``Conv2dSVDGroup``). Each input neuron (linear) or
 input channel (conv) j is multiplied by a group variable z_j, so the layer computes

@@ -10,7 +10,7 @@ first layer, a hidden unit for the later ones; an input channel for convolutions
 
 Outgoing rather than incoming weights, because z_j = 0 then silences node j for everything
 above it: for the first layer it removes input feature j (feature selection), for the others
-it removes hidden unit j (its incoming weights become dead weight that bbbprune.structured drops
+it removes hidden unit j (its incoming weights become dead weight that bbbprune.deploy.structured drops
 as well). Every node except the network outputs has an indicator. Biases are point estimates.
 
 Variational family (mean field over nodes and weights):
@@ -46,7 +46,7 @@ variational posterior. A mean evaluation pass uses the posterior-mean weight E_q
 (``point_weight()``), so magnitude pruning and the structured rebuild need nothing specific.
 
 Pruning. The median-probability rule keeps node j iff γ_j ≥ 0.5 (``pip_masks``); ``pip()`` is
-the per-node PIP, and bbbprune.prune.pip_scores ranks weights by the PIP of their input node.
+the per-node PIP, and bbbprune.pruning.criteria.pip_scores ranks weights by the PIP of their input node.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from ..layers.sparse_vd import (
     LinearSVDGroup,
     sparse_vd_kl,
 )
-from ..models import LayerFactory
-from ..sparsify import threshold_masks
+from ..nets.factory import LayerFactory
+from ..pruning.thresholds import threshold_masks
 from .base import Method, StepInfo
 
 
@@ -44,7 +44,7 @@ class SparseVD(Method):
 
     Pruning criteria: ``log_alpha`` (highest log α removed first; fraction sweeps),
     ``magnitude`` (|θ|, or |θ·μ_z| with groups) and ``random``; the method's own fixed rule,
-    log α ≥ ``threshold``, is bbbprune.sparsify.threshold_masks."""
+    log α ≥ ``threshold``, is bbbprune.pruning.thresholds.threshold_masks."""
 
     criteria = ("log_alpha", "magnitude", "random")
     prediction_modes = ("mean", "sampled")

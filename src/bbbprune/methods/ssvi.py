@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import UserError
 from ..layers.bayes import kl_divergence
 from ..layers.spike_slab import SpikeSlabConv2d, SpikeSlabLinear, pip_masks, spike_slab_layers
-from ..models import LayerFactory
+from ..nets.factory import LayerFactory
 from .base import Method, StepInfo
 from .sparse_vd import kl_warmup_weight
 

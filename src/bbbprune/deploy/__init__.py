@@ -1,0 +1,1 @@
+"""Deployable networks: structured rebuilds, complexity counts, export formats and their loader."""

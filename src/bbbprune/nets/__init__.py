@@ -1,0 +1,1 @@
+"""Architectures (MLP, LeNet-300-100, LeNet-5-Caffe, CIFAR ResNets) built from a method's layer factory."""

@@ -1,0 +1,16 @@
+"""The layer factory a method hands to an architecture (bbbprune.nets.models, resnets)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LayerFactory:
+    """``linear(in, out)`` and ``conv(in, out, kernel, stride, padding)`` build prunable layers."""
+
+    linear: Callable[[int, int], nn.Module]
+    conv: Callable[..., nn.Module]

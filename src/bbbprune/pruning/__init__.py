@@ -1,0 +1,1 @@
+"""Pruning criteria (score functions), masking, and threshold rules."""

@@ -1,0 +1,47 @@
+"""What every table column means (written under each table)."""
+
+from __future__ import annotations
+
+COLUMN_DEFINITIONS = {
+    "error": "test error in %, 100 · (1 − accuracy), on the 10,000 test images",
+    "val_error": "validation error in %, the same on the validation split (the last 10k training "
+    "images), which is what a choice among runs may look at",
+    "compression": "|W| / |W ≠ 0|: prunable weights over the weights left non-zero",
+    "per_layer_sparsity": "share of each layer's weights set to exactly 0 (%), input layer first",
+    "achieved_sparsity": "share of all prunable weights set to exactly 0",
+    "final_train_accuracy": "accuracy on the training set during the last epoch",
+    "final_val_accuracy": "validation accuracy after the last epoch (the last 10k training images)",
+    "kept_widths": "the network left once dead inputs/neurons are removed (structured.shrink): "
+    "inputs read, then the width of every layer",
+    "accuracy": "test accuracy (fraction correct) on the 10,000 test images",
+    "nll": "mean negative log-likelihood of the test labels",
+    "channel_sparsity": "share of conv filters (output channels) the rebuilt network no longer "
+    "computes (bbbprune.deploy.complexity.count_filters, dense vs structured.shrink)",
+    "weights_dense": "conv + linear weights of the unpruned architecture",
+    "macs_dense": "multiply-accumulates of the unpruned architecture's conv and linear layers for "
+    "one input image",
+    "filters_pruned": "conv filters (output channels) the rebuilt network computes",
+    "weights_pruned": "conv + linear weights of the physically smaller rebuilt network "
+    "(biases, batch norm and folded constants not counted)",
+    "macs_pruned": "multiply-accumulates of the rebuilt network's conv and linear layers for one "
+    "input image (bbbprune.deploy.complexity.count_macs)",
+    "macs_ratio": "MACs of the dense network over MACs of the rebuilt one",
+    "speedup_b1": "median CPU forward time of the dense network over the rebuilt one, batch 1 "
+    "(both timed in turns in one process, after training)",
+    "speedup_b256": "the same at batch 256",
+    "rebuild_max_abs_diff": "largest |logit difference| between the masked network and its "
+    "rebuild on up to 512 test images",
+    "ece": "expected calibration error, 15 equal-width confidence bins (Guo et al. 2017, Eq. 3; "
+    "torchmetrics MulticlassCalibrationError, l1)",
+    "brier": "Brier score (1/n) Σ_i Σ_k (p_ik − 1[y_i = k])², from 0 (perfect) to 2",
+    "ood_auroc": "AUROC of predictive entropy separating the out-of-distribution test images "
+    "(positives) from the in-distribution ones (negatives); 0.5 = chance",
+    "entropy_in": "mean predictive entropy (nats) of the in-distribution test images",
+    "entropy_ood": "mean predictive entropy (nats) of the out-of-distribution test images",
+    "export_size_percent": "bytes of the `bbbprune export` file (layout auto) over the bytes of "
+    "the dense float32 export of the same network, in %",
+    "latency_ratio_b1": "median CPU time of one forward pass of the export over the dense "
+    "float32 network's, batch 1 (below 1: the export is faster)",
+    "latency_ratio_b256": "the same at batch 256",
+    "seeds": "number of seeds (records) averaged in the row",
+}
