@@ -40,8 +40,9 @@ from bbbprune.deploy.export import (
 )
 from bbbprune.deploy.export_loader import load_exported
 from bbbprune.deploy.structured import kept_widths, shrink
-from bbbprune.pruning.criteria import apply_masks, prune_model, sparsity
-from bbbprune.run.identity import load_run
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.pruning.masking import apply_masks, sparsity
+from bbbprune.run.checkpoints import load_run
 from bbbprune.storage import git_commit, write_text
 
 DEFAULT_ENTRIES = ["runs/bbb-mnist-mlp-400-400-s0-7201112d8c:snr:0.98"]

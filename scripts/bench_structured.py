@@ -22,8 +22,9 @@ from bbbprune.data.tensors import load_tensors
 from bbbprune.deploy.complexity import median_latency_ms
 from bbbprune.deploy.structured import kept_widths, shrink
 from bbbprune.layers import prunable_layers
-from bbbprune.pruning.criteria import apply_masks, prune_model
-from bbbprune.run.identity import load_run
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.pruning.masking import apply_masks
+from bbbprune.run.checkpoints import load_run
 
 
 def main() -> None:

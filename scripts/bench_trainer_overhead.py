@@ -20,7 +20,7 @@ from torch import nn
 from bbbprune.data.tensors import TensorData
 from bbbprune.methods import Deterministic
 from bbbprune.nets.models import build_model
-from bbbprune.run.loop import run_epoch
+from bbbprune.run.epoch import run_epoch
 
 N, D, H, C, BATCH = 50_000, 784, 400, 10, 128
 

@@ -13,8 +13,8 @@ import torch
 from bbbprune.data.tensors import load_tensors
 from bbbprune.deploy.structured import kept_widths, shrink
 from bbbprune.layers.spike_slab import spike_slab_layers
-from bbbprune.pruning.criteria import apply_masks
-from bbbprune.run.identity import load_run
+from bbbprune.pruning.masking import apply_masks
+from bbbprune.run.checkpoints import load_run
 
 
 def main(run_dir: str) -> None:

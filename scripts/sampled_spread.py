@@ -19,7 +19,7 @@ import torch
 from bbbprune.data.tensors import load_tensors
 from bbbprune.metrics import classification_metrics
 from bbbprune.pruning.criteria import prune_model
-from bbbprune.run.identity import load_run
+from bbbprune.run.checkpoints import load_run
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ from bbbprune.layers import BayesConv2d, BayesLinear, kl_divergence, sampling
 from bbbprune.layers.priors import GaussianPrior, ScaleMixturePrior
 from bbbprune.methods import BayesByBackprop, StepInfo
 from bbbprune.methods.bbb import blundell_kl_weight
-from bbbprune.pruning.criteria import prune_model, sparsity
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.pruning.masking import sparsity
 
 
 def _net(rho_init=-3.0):

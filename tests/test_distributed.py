@@ -15,7 +15,8 @@ from hydra.utils import instantiate
 
 from bbbprune.errors import UserError
 from bbbprune.run.distributed import Shard, setup
-from bbbprune.run.loop import build, run_epoch, train
+from bbbprune.run.epoch import run_epoch
+from bbbprune.run.loop import build, train
 
 
 def test_shards_partition_every_minibatch():

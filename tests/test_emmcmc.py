@@ -20,8 +20,9 @@ from bbbprune.methods.emmcmc import EMMCMC, snapshot_epochs
 from bbbprune.methods.emmcmc_groups import expand_groups, group_axis, group_sum
 from bbbprune.methods.emmcmc_samplers import PreconditionedSGHMC, cyclic_cosine
 from bbbprune.nets.models import build_model
+from bbbprune.run.epoch import run_epoch
 from bbbprune.run.identity import run_directory
-from bbbprune.run.loop import run_epoch, train
+from bbbprune.run.loop import train
 from bbbprune.storage import load_checkpoint
 
 MU = torch.tensor([1.0, -2.0])

@@ -22,8 +22,9 @@ from bbbprune.deploy.export_loader import load_exported
 from bbbprune.errors import UserError
 from bbbprune.methods import build_method
 from bbbprune.nets.models import build_model
-from bbbprune.pruning.criteria import apply_masks, prune_model
-from bbbprune.run.identity import load_run
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.pruning.masking import apply_masks
+from bbbprune.run.checkpoints import load_run
 from bbbprune.run.loop import train
 
 

@@ -11,7 +11,7 @@ from bbbprune.data.generated_cifar import write_generated_cifar
 from bbbprune.data.registry import provision
 from bbbprune.deploy.structured import shrink
 from bbbprune.deploy.structured_resnet import SlimResNet
-from bbbprune.run.identity import load_run
+from bbbprune.run.checkpoints import load_run
 from bbbprune.run.loop import train
 from bbbprune.storage import read_json
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,22 +11,13 @@ from conftest import compose_config
 
 from bbbprune.methods import StepInfo, build_method
 from bbbprune.nets.models import build_model
-from bbbprune.pruning.criteria import prune_model, sparsity
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.pruning.masking import sparsity
 
-METHODS = [
-    "sgd",
-    "dropout",
-    "dropout_p75",
-    "dropout_p90",
-    "bbb",
-    "bbb_gaussian",
-    "svd",
-    "ard",
-    "svd_group",
-    "ssvi",
-    "ssvi_nodes",
-    "emmcmc",
-]
+# every method config: the methods register themselves through their config files (_target_)
+METHODS = sorted(
+    p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "method").glob("*.yaml")
+)
 MODELS = {
     "mlp": {"name": "mlp", "hidden": [16, 8]},
     "lenet5": {"name": "lenet5", "conv": [4, 6], "fc": 12},

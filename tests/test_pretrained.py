@@ -8,7 +8,8 @@ import torch
 
 from bbbprune.errors import UserError
 from bbbprune.layers.predict import predict_outputs
-from bbbprune.run.identity import load_run, run_directory, source_run_directory
+from bbbprune.run.checkpoints import load_run
+from bbbprune.run.identity import run_directory, source_run_directory
 from bbbprune.run.init_from import initialise_from_run
 from bbbprune.run.loop import build, train
 

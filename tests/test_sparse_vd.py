@@ -28,7 +28,8 @@ from bbbprune.methods import SparseVD, StepInfo, build_method
 from bbbprune.methods.sparse_vd import kl_warmup_weight
 from bbbprune.nets.factory import LayerFactory
 from bbbprune.nets.models import MLP, LeNet5, build_model, count_parameters
-from bbbprune.pruning.criteria import log_alpha_scores, masks_from_scores, prune_model, sparsity
+from bbbprune.pruning.criteria import log_alpha_scores, prune_model
+from bbbprune.pruning.masking import masks_from_scores, sparsity
 from bbbprune.pruning.thresholds import apply_threshold, compression, threshold_masks
 
 

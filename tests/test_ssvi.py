@@ -18,16 +18,12 @@ from bbbprune.deploy.structured import removed_units, shrink
 from bbbprune.errors import UserError
 from bbbprune.layers import sampling
 from bbbprune.layers.likelihoods import Gaussian, build_likelihood
-from bbbprune.layers.spike_slab import (
-    SpikeSlabConv2d,
-    SpikeSlabLinear,
-    bernoulli_kl,
-    gaussian_kl,
-    pip_masks,
-)
+from bbbprune.layers.spike_slab import SpikeSlabConv2d, SpikeSlabLinear, bernoulli_kl, gaussian_kl
 from bbbprune.methods import SpikeSlabVI, StepInfo, build_method
 from bbbprune.nets.models import MLP, build_model
-from bbbprune.pruning.criteria import apply_masks, pip_scores, prune_model, sparsity
+from bbbprune.pruning.criteria import pip_scores, prune_model
+from bbbprune.pruning.masking import apply_masks, sparsity
+from bbbprune.pruning.thresholds import pip_masks
 
 
 def test_bernoulli_kl_matches_torch_distributions():
@@ -282,7 +278,8 @@ def test_ssvi_regression_end_to_end(tmp_path):
 
 
 def test_node_sweep_masks_keep_the_best_hidden_neurons_and_no_input_is_touched():
-    from bbbprune.evaluation.node_sweep import hidden_kept, node_masks, node_scores
+    from bbbprune.evaluation.node_sweep import hidden_kept
+    from bbbprune.pruning.nodes import node_masks, node_scores
 
     _, model = _random_pip_mlp()
     masks = node_masks(model, 0.5)

@@ -14,7 +14,7 @@ from bbbprune.errors import UserError
 from bbbprune.layers.spike_slab import SpikeSlabLinear
 from bbbprune.methods import SpikeSlabVI, StepInfo, build_method
 from bbbprune.nets.models import MLP
-from bbbprune.pruning.criteria import apply_masks
+from bbbprune.pruning.masking import apply_masks
 
 
 def _mlp_with_pips(seed=1):

@@ -38,11 +38,11 @@ def cmd_train(cfg: DictConfig) -> None:
 def cmd_prune(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from .run.loop import evaluate_pruning
+    from .run.prune_run import prune_run
 
     if not cfg.run:
         raise UserError("bbbprune prune needs run=<run directory> (see runs/)")
-    recs = evaluate_pruning(
+    recs = prune_run(
         Path(cfg.run), cfg, [cfg.prune.criterion], [cfg.prune.fraction], overwrite=True
     )
     for r in recs:
@@ -58,7 +58,7 @@ def cmd_export(cfg: DictConfig) -> None:
     import torch
 
     from .deploy.export import export_run
-    from .run.identity import load_run
+    from .run.checkpoints import load_run
 
     if not cfg.run:
         raise UserError("bbbprune export needs run=<run directory> (see runs/)")

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..layers.bayes import sampling
-from ..pruning.criteria import apply_masks
+from ..pruning.masking import apply_masks
 from .structured import shrink
 
 

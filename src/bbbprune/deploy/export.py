@@ -33,7 +33,8 @@ from torch import nn
 from ..data.tensors import load_tensors
 from ..errors import UserError, check_choice
 from ..layers import prunable_layers
-from ..pruning.criteria import apply_masks, prune_model, sparsity
+from ..pruning.criteria import prune_model
+from ..pruning.masking import apply_masks, sparsity
 from ..storage import write_bytes
 from .export_loader import FORMAT, SelectFeatures, build_layers, load_exported
 from .primitives import SelectFeatures as ShrunkSelect

@@ -41,15 +41,13 @@ from torch import nn
 
 from ..errors import UserError
 from . import fused as fused_kernel
-from .masked import PrunableMixin
+from .masked import BayesianLayer
 from .priors import LOG_SQRT_2PI, GaussianPrior
-from .sparse_vd import SparseVDLayer
-from .spike_slab import SpikeSlabLayer
 
 KL_ESTIMATORS = ("mc", "closed_form")
 
 
-class _BayesLayer(PrunableMixin, nn.Module):
+class _BayesLayer(BayesianLayer, nn.Module):
     """Parameters, sampling and KL shared by BayesLinear and BayesConv2d."""
 
     def __init__(
@@ -235,12 +233,10 @@ class BayesConv2d(_BayesLayer):
         )
 
 
-def bayes_layers(model: nn.Module) -> list[_BayesLayer | SparseVDLayer | SpikeSlabLayer]:
-    """Every layer with a posterior: Bayes-by-Backprop, Sparse VD and spike-and-slab layers
-    (``sample`` flag, ``kl()``)."""
-    return [
-        m for m in model.modules() if isinstance(m, (_BayesLayer, SparseVDLayer, SpikeSlabLayer))
-    ]
+def bayes_layers(model: nn.Module) -> list[BayesianLayer]:
+    """Every layer with a posterior (``BayesianLayer``: Bayes-by-Backprop, Sparse VD and
+    spike-and-slab layers), with its ``sample`` flag and ``kl()``."""
+    return [m for m in model.modules() if isinstance(m, BayesianLayer)]
 
 
 def kl_divergence(model: nn.Module) -> torch.Tensor:

@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import check_choice
-from .masked import PrunableMixin
+from .masked import BayesianLayer
 
 K1, K2, K3 = 0.63576, 1.87320, 1.48695  # Molchanov et al. 2017, Eq. 14
 LOG_ALPHA_MIN, LOG_ALPHA_MAX = -8.0, 8.0
@@ -90,7 +90,7 @@ def ard_kl(log_alpha: torch.Tensor) -> torch.Tensor:
 KL_FUNCTIONS = {"log_uniform": log_uniform_kl, "ard": ard_kl}
 
 
-class SparseVDLayer(PrunableMixin, nn.Module):
+class SparseVDLayer(BayesianLayer, nn.Module):
     """Parameters, local reparameterisation and KL shared by LinearSVD and Conv2dSVD."""
 
     def __init__(

@@ -9,8 +9,9 @@ from torch import nn
 
 from ..errors import UserError
 from ..layers.bayes import kl_divergence
-from ..layers.spike_slab import SpikeSlabConv2d, SpikeSlabLinear, pip_masks, spike_slab_layers
+from ..layers.spike_slab import SpikeSlabConv2d, SpikeSlabLinear, spike_slab_layers
 from ..nets.factory import LayerFactory
+from ..pruning.thresholds import pip_masks
 from .base import Method, StepInfo
 from .sparse_vd import kl_warmup_weight
 

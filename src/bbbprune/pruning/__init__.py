@@ -1,1 +1,5 @@
-"""Pruning criteria (score functions), masking, and threshold rules."""
+"""Pruning: weight criteria, node criteria and threshold rules in one registry
+(bbbprune.pruning.registry), and one masking function. Importing the package registers every
+criterion."""
+
+from . import criteria, nodes, thresholds  # noqa: F401  (they register themselves)

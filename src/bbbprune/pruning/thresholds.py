@@ -1,10 +1,14 @@
-"""Sparse VD's own pruning rule and the compression it reaches (Molchanov, Ashukha & Vetrov 2017).
+"""Threshold rules: a method's own pruning rule fixes a threshold and lets the model decide how
+many weights go (registered in bbbprune.pruning.registry), and the compression it reaches.
 
-After training, a weight whose dropout rate satisfies log α ≥ 3 (α ≥ e³ ≈ 20, a signal-to-noise
+``log_alpha``, Sparse VD's rule (Molchanov, Ashukha & Vetrov 2017): after training, a weight whose dropout rate satisfies log α ≥ 3 (α ≥ e³ ≈ 20, a signal-to-noise
 ratio θ²/σ² below 0.05) is set to zero (the authors' code); for layers with
 input-group variables, every weight of an input neuron / channel whose group log α ≥ 3 goes too.
 Unlike the fraction sweeps of bbbprune.pruning.criteria, the rule fixes the threshold and lets the model
 decide how many weights go. Compression is reported as in their Table 1, |W| / |W ≠ 0|.
+
+``pip``, spike-and-slab's median-probability rule (Saha, Liu & Liang 2024): keep the outgoing
+weights of every node whose posterior inclusion probability γ_j ≥ the threshold (0.5).
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from torch import nn
 
 from ..errors import UserError
 from ..layers import prunable_layers
-from .criteria import apply_masks
+from ..layers.spike_slab import spike_slab_layers
+from .masking import apply_masks
+from .registry import threshold_rule
 
 DEFAULT_THRESHOLD = 3.0
 
 
+@threshold_rule("log_alpha")
 def threshold_masks(
     model: nn.Module, threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, torch.Tensor]:
@@ -69,3 +76,17 @@ def apply_threshold(model: nn.Module, threshold: float = DEFAULT_THRESHOLD) -> d
     threshold), e.g. for the record of the method's own pruning rule."""
     apply_masks(model, threshold_masks(model, threshold))
     return {"threshold": float(threshold), **compression(model)}
+
+
+@threshold_rule("pip")
+def pip_masks(model: nn.Module, threshold: float = 0.5) -> dict[str, torch.Tensor]:
+    """0/1 masks keeping the outgoing weights of every node with PIP γ_j ≥ ``threshold`` (the
+    median-probability model at 0.5), shaped like the weights, ready for apply_masks."""
+    with torch.no_grad():
+        return {
+            name: (layer._node_view(layer.pip()) >= threshold)
+            .to(layer.weight_mu.dtype)
+            .expand_as(layer.weight_mu)
+            .clone()
+            for name, layer in spike_slab_layers(model).items()
+        }

@@ -21,7 +21,8 @@ from ..errors import UserError  # noqa: E402
 from ..evaluation.node_sweep import node_sweep  # noqa: E402
 from ..evaluation.records import METRICS  # noqa: E402
 from ..evaluation.selection import feature_selection  # noqa: E402
-from ..run.identity import load_run, run_directory  # noqa: E402
+from ..run.checkpoints import load_run  # noqa: E402
+from ..run.identity import run_directory  # noqa: E402
 from ..storage import read_json  # noqa: E402
 from .plotting import save_figure  # noqa: E402
 from .render import markdown_row  # noqa: E402

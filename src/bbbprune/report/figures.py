@@ -16,7 +16,8 @@ import torch  # noqa: E402
 from ..errors import UserError  # noqa: E402
 from ..evaluation.records import METRICS, RECORDS  # noqa: E402
 from ..layers import prunable_layers  # noqa: E402
-from ..run.identity import load_run, run_directory  # noqa: E402
+from ..run.checkpoints import load_run  # noqa: E402
+from ..run.identity import run_directory  # noqa: E402
 from ..storage import read_json  # noqa: E402
 from .analyses import FIGURES as ANALYSIS_FIGURES  # noqa: E402
 from .gather import gather  # noqa: E402

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, check_choice
 
 MODES = ("auto", "true", "false")
 
@@ -110,3 +110,12 @@ def setup(mode, device: torch.device) -> Shard:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Shard(rank=rank, world_size=world, device=device)
+
+
+def resolve_device(name: str) -> torch.device:
+    check_choice("device", name, ("auto", "cpu", "cuda"))
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device=cuda but no CUDA device is available; use device=auto or cpu")
+    return torch.device(name)

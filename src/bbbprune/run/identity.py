@@ -1,4 +1,4 @@
-"""Run directories: identity of a training run, its checkpoint, and rebuilding its model.
+"""Run identity: the name of a training run's directory.
 
 A run is identified by a hash of everything that changes its training (method, dataset,
 model, training settings, seed, package version); ``make reproduce-tables`` skips a run whose
@@ -12,17 +12,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .. import __version__
-from ..errors import UserError, check_choice
-from ..methods import Method, build_method
-from ..nets.models import build_model
-from ..storage import load_checkpoint
+from ..errors import UserError
 
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.yaml"
 DATASET_KEYS_IGNORED = ("root", "verify", "sources")
 TRAIN_KEYS_IGNORED = ("resume", "progress", "force", "distributed")
 
@@ -71,51 +65,6 @@ def run_directory(cfg: DictConfig) -> Path:
         f"{cfg.method.name}-{cfg.dataset.name}-{model_label(cfg.model)}-s{cfg.seed}-{run_key(cfg)}"
     )
     return Path(cfg.paths.runs) / name
-
-
-def resolve_device(name: str) -> torch.device:
-    check_choice("device", name, ("auto", "cpu", "cuda"))
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device=cuda but no CUDA device is available; use device=auto or cpu")
-    return torch.device(name)
-
-
-def model_spec(cfg: DictConfig, input_shape, n_classes: int, method: Method) -> dict:
-    spec = OmegaConf.to_container(cfg.model, resolve=True)
-    spec.update(input_shape=list(input_shape), n_classes=int(n_classes), dropout=method.dropout)
-    return spec
-
-
-def check_compatible(state: dict, method: Method, spec: dict, path: Path) -> None:
-    """A checkpoint of another method or architecture is refused with a clear message."""
-    if state.get("format") != "bbbprune-checkpoint-1":
-        raise UserError(f"{path} is not a bbbprune checkpoint")
-    if state["method"] != method.name or state["model_spec"] != spec:
-        raise UserError(
-            f"checkpoint {path} holds method={state['method']} "
-            f"model={model_label(state['model_spec'])}, not method={method.name} "
-            f"model={model_label(spec)}"
-        )
-
-
-def load_run(run_dir: Path, device: torch.device | None = None):
-    """Config, method, model (with trained weights) and metrics of a finished run."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CONFIG).exists():
-        raise UserError(f"{run_dir} is not a run directory (no {CONFIG})")
-    cfg = OmegaConf.load(run_dir / CONFIG)
-    state = load_checkpoint(run_dir / CHECKPOINT)
-    method = build_method(cfg.method)
-    spec = state["model_spec"]
-    check_compatible(state, method, spec, run_dir / CHECKPOINT)
-    model = build_model(spec, method.layer_factory())
-    model.load_state_dict(state["model"])
-    method.load_state_dict(state.get("method_state") or {})
-    if device is not None:
-        model.to(device)
-    return cfg, method, model, state
 
 
 def _method_configs() -> Path:

@@ -26,7 +26,7 @@ from torch import nn
 from ..errors import UserError
 from ..evaluation.records import METRICS
 from ..layers.masked import prunable_layers
-from .identity import load_run
+from .checkpoints import load_run
 
 
 def _point_bias(layer: nn.Module) -> torch.Tensor | None:

@@ -8,132 +8,43 @@ from it and ends with the same numbers as an uninterrupted run (same seed, same 
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import time
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.tensors import TensorData, load_tensors
-from ..deploy.complexity import compression_summary
-from ..deploy.export import export_measurements
-from ..deploy.structured import removed_units
+from ..data.tensors import load_tensors
 from ..errors import UserError
-from ..evaluation.predictive import method_metrics, uncertainty_metrics, validation_metrics
-from ..evaluation.records import METRICS, RECORDS
-from ..methods import Method, StepInfo, build_method
+from ..evaluation.predictive import method_metrics
+from ..evaluation.records import METRICS, run_record
+from ..methods import build_method
 from ..nets.models import build_model, count_parameters
-from ..pruning.criteria import (
-    SCOPES,
-    SCORE_FUNCTIONS,
-    apply_masks,
-    check_fraction,
-    prune_model,
-    sparsity,
-)
+from ..pruning.masking import SCOPES, check_fraction, sparsity
 from ..storage import (
-    git_commit,
     load_checkpoint,
     read_json,
     save_checkpoint,
     write_json,
     write_text,
 )
-from .distributed import SINGLE, Shard, is_main_process
-from .distributed import setup as setup_distributed
-from .identity import (
+from .checkpoints import (
     CHECKPOINT,
+    CHECKPOINT_FORMAT,
     CONFIG,
     check_compatible,
-    load_run,
-    model_label,
     model_spec,
-    resolve_device,
-    run_directory,
-    source_run_directory,
+    rng_state,
+    set_rng_state,
 )
+from .distributed import is_main_process, resolve_device
+from .distributed import setup as setup_distributed
+from .epoch import run_epoch
+from .identity import model_label, run_directory, source_run_directory
 from .init_from import initialise_from_run
-
-
-class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def run_epoch(
-    model: nn.Module,
-    method: Method,
-    optimizer,
-    data: TensorData,
-    batch_size: int,
-    shuffle: torch.Generator,
-    epoch: int,
-    progress: bool = False,
-    shard: Shard = SINGLE,
-) -> dict:
-    """One pass over the training set in a random order; returns mean loss and accuracy.
-    Under DDP (distributed.py) this rank trains on its shard of every global minibatch."""
-    model.train()
-    n, x_all, y_all = data.n_train, data.x_train, data.y_train
-    perm = torch.randperm(n, generator=shuffle).to(x_all.device)
-    n_batches = math.ceil(n / batch_size)
-    samples = method.train_samples
-    loss_sum = torch.zeros((), device=x_all.device)
-    correct = torch.zeros((), device=x_all.device, dtype=torch.long)
-    bar = tqdm(
-        range(n_batches),
-        desc=f"epoch {epoch + 1}",
-        leave=False,
-        disable=None if progress else True,
-        mininterval=0.5,
-    )  # None: off when not a tty
-    for i in bar:
-        idx = shard.batch(perm[i * batch_size : (i + 1) * batch_size])
-        x, y = x_all[idx], y_all[idx]
-        step = StepInfo(epoch, i + 1, n_batches, n)
-        optimizer.zero_grad(set_to_none=True)
-        loss = None
-        for _ in range(samples):  # Monte Carlo samples per step (1 for point estimates)
-            logits = model(x)
-            term = data.likelihood.nll(logits, y)
-            for extra in method.loss_terms(model, step).values():
-                term = term + extra
-            loss = term if loss is None else loss + term
-        if samples > 1:
-            loss = loss / samples
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.detach() * len(idx)
-        correct += data.likelihood.n_correct(logits.detach(), y)
-        if progress and i % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-    shard.sum(loss_sum)
-    shard.sum(correct)
-    mean_loss = (loss_sum / n).item()
-    if not math.isfinite(mean_loss):
-        raise TrainingDiverged(
-            f"training diverged at epoch {epoch + 1} (loss {mean_loss}); the last good "
-            "checkpoint is kept — lower the learning rate or check the method settings"
-        )
-    return {"train_loss": mean_loss, "train_accuracy": correct.item() / n}
-
-
-def _rng_state(shuffle: torch.Generator) -> dict:
-    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict, shuffle: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    shuffle.set_state(state["shuffle"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+from .prune_run import prune_run
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -178,7 +89,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], shuffle)
+        set_rng_state(state["rng"], shuffle)
         history, start_epoch = state["history"], int(state["epoch"])
         log(f"resuming {run_dir.name} after epoch {start_epoch}")
     net = shard.wrap(model)  # DistributedDataParallel under torchrun, else the model itself
@@ -226,7 +137,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         save_checkpoint(
             ckpt_path,
             {
-                "format": "bbbprune-checkpoint-1",
+                "format": CHECKPOINT_FORMAT,
                 "method": method.name,
                 "model_spec": spec,
                 "model": model.state_dict(),
@@ -234,7 +145,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "epoch": epoch + 1,
-                "rng": _rng_state(shuffle),
+                "rng": rng_state(shuffle),
                 "history": history,
                 "config": OmegaConf.to_container(cfg, resolve=True),
             },
@@ -244,24 +155,20 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         mode: method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
         for mode in method.prediction_modes
     }
-    metrics = {
-        "finished": True,
-        "run": run_dir.name,
-        **method.describe(),
-        "dataset": data.name,
-        "model": model_label(spec),
-        "seed": int(cfg.seed),
-        "scale": cfg.scale.name,
-        "epochs": epochs,
-        "n_train": data.n_train,
-        "parameters": count_parameters(model),
-        "prunable": sparsity(model)["prunable"],
-        "history": history,
-        "test": test,
-        "wall_time_per_epoch_s": sum(h["wall_time_s"] for h in history) / len(history),
-        "commit": git_commit(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    metrics = run_record(
+        run_dir.name,
+        method.describe(),
+        dataset=data.name,
+        model=model_label(spec),
+        seed=int(cfg.seed),
+        scale=cfg.scale.name,
+        epochs=epochs,
+        n_train=data.n_train,
+        parameters=count_parameters(model),
+        prunable=sparsity(model)["prunable"],
+        history=history,
+        test=test,
+    )
     shard.close()
     if not shard.is_writer:
         return metrics
@@ -271,138 +178,6 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         + ", ".join(f"{m} error {t['error']:.2f}%" for m, t in test.items())
     )
     return metrics
-
-
-def record_path(
-    run_dir: Path, criterion: str, fraction: float, scope: str, finetune: int, mode: str
-) -> Path:
-    ft = f"_ft{finetune}" if finetune else ""
-    return run_dir / RECORDS / f"{criterion}_{fraction:.4f}_{scope}{ft}_{mode}.json"
-
-
-PRIMARY = "primary"  # in prune.criteria: the method's first (own) criterion, e.g. snr for bbb
-NATIVE = "native"  # the criterion name of a method's own pruning rule (e.g. log α ≥ 3)
-
-
-def evaluate_pruning(
-    run_dir: Path, cfg: DictConfig, criteria, fractions, overwrite: bool = False, log=print
-) -> list[dict]:
-    """Prune the trained model of ``run_dir`` by each criterion at each fraction (no retraining,
-    unless prune.finetune_epochs > 0) and write one JSON record per prediction mode. A method
-    with its own pruning rule (``Method.native_masks``) also gets a record with criterion
-    "native", whose fraction is the sparsity the rule reached. Each record holds the test metrics
-    and the same on the validation split (``val_error``, ...). Existing records are kept unless
-    ``overwrite`` or prune.overwrite is set."""
-    run_cfg, method, model, state = load_run(run_dir)
-    scope, finetune = cfg.prune.scope, int(cfg.prune.get("finetune_epochs", 0) or 0)
-    overwrite = overwrite or bool(cfg.prune.get("overwrite", False))
-    for c in criteria:
-        if c not in SCORE_FUNCTIONS:
-            raise UserError(f"unknown prune.criterion {c!r}; valid: {', '.join(SCORE_FUNCTIONS)}")
-        if c not in method.criteria:
-            raise UserError(
-                f"criterion {c!r} does not apply to method {method.name}; "
-                f"valid: {', '.join(method.criteria)}"
-            )
-
-    def done(criterion, fraction):
-        return not overwrite and all(
-            record_path(run_dir, criterion, fraction, scope, finetune, m).exists()
-            for m in method.prediction_modes
-        )
-
-    def by_score(criterion, fraction):
-        return lambda: prune_model(model, criterion, fraction, scope, seed=int(cfg.prune.seed))
-
-    todo = [
-        (c, f, by_score(c, f)) for c in criteria for f in map(float, fractions) if not done(c, f)
-    ]
-    if method.native_masks(model) is not None and not done(NATIVE, -1.0):
-        todo.append((NATIVE, None, lambda: apply_masks(model, method.native_masks(model))))
-    if not todo:
-        return []
-    device = resolve_device(cfg.device.name)
-    model.to(device)
-    data = load_tensors(run_cfg.dataset, device, log=log)
-    ood_x = None
-    if cfg.get("ood"):  # the test images of another dataset, preprocessed as the run's own
-        ood_cfg = OmegaConf.merge(run_cfg.dataset, {"name": cfg.ood, "random_labels": False})
-        ood_x = load_tensors(ood_cfg, device, log=log).x_test
-    trained = {k: v.clone() for k, v in model.state_dict().items()}
-    metrics = read_json(run_dir / METRICS)
-    written = []
-    for criterion, fraction, apply in todo:
-        apply_masks(model, None)
-        model.load_state_dict(trained)
-        apply()
-        if finetune:
-            finetune_model(
-                model, method, run_cfg, data, finetune, float(cfg.prune.finetune_lr_scale)
-            )
-        sp = sparsity(model)
-        key = -1.0 if fraction is None else fraction  # the native rule's records: one file each
-        # the architecture left after removing dead neurons/filters (structured.shrink)
-        kept_widths = removed_units(model)["kept_widths"] if fraction is None else None
-        # weights, MACs (and, if prune.measure_speed, latency) of dense vs rebuilt network
-        structure = (
-            compression_summary(
-                model, data.x_test[:512], bool(cfg.prune.get("measure_speed", False))
-            )
-            if fraction is None
-            else {}
-        )
-        exported = (
-            export_measurements(
-                model, "auto", data.x_test[:256], int(cfg.prune.latency_repeats), (1, 256)
-            )
-            if cfg.prune.get("measure_export")
-            else {}
-        )
-        for mode in method.prediction_modes:
-            result = uncertainty_metrics(method, model, data, ood_x, mode)
-            result.update(validation_metrics(method, model, data, mode))
-            rec = {
-                "run": run_dir.name,
-                "method": metrics["method"],
-                "dataset": metrics["dataset"],
-                "model": metrics["model"],
-                "seed": metrics["seed"],
-                "scale": metrics["scale"],
-                "epochs": metrics["epochs"],
-                "criterion": criterion,
-                "fraction": sp["sparsity"] if fraction is None else fraction,
-                "scope": scope,
-                "finetune_epochs": finetune,
-                "prediction": mode,
-                "samples": method.eval_samples if mode == "sampled" else 1,
-                "achieved_sparsity": sp["sparsity"],
-                "per_layer_sparsity": sp["per_layer"],
-                "prunable": sp["prunable"],
-                "kept": sp["prunable"] - sp["removed"],
-                "compression": sp["prunable"] / max(sp["prunable"] - sp["removed"], 1),
-                "kept_widths": kept_widths,
-                **structure,
-                **result,
-                **exported,
-                "ood_dataset": cfg.get("ood"),
-                "commit": git_commit(),
-                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            }
-            write_json(record_path(run_dir, criterion, key, scope, finetune, mode), rec)
-            written.append(rec)
-    log(f"{run_dir.name}: {len(written)} pruning records written")
-    return written
-
-
-def finetune_model(model, method, cfg, data, epochs: int, lr_scale: float) -> None:
-    """Retrain a pruned model for a few epochs with its masks fixed (Han et al. 2015 use 1/10 of
-    the learning rate); masked weights stay exactly zero because the mask multiplies them."""
-    factory = instantiate(cfg.method.optimizer)
-    factory.keywords["lr"] = factory.keywords.get("lr", 1e-3) * lr_scale
-    optimizer = method.make_optimizer(model, factory)
-    shuffle = torch.Generator().manual_seed(int(cfg.seed) + 2)
-    for epoch in range(epochs):
-        run_epoch(model, method, optimizer, data, int(cfg.train.batch_size), shuffle, epoch)
 
 
 def train(cfg: DictConfig, log=print) -> Path:
@@ -421,6 +196,5 @@ def train(cfg: DictConfig, log=print) -> Path:
         return run_dir
     method = build_method(cfg.method)
     criteria = cfg.prune.criteria if cfg.prune.get("criteria") else method.criteria
-    criteria = [method.criteria[0] if c == PRIMARY else c for c in criteria]
-    evaluate_pruning(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
+    prune_run(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
     return run_dir
