@@ -21,7 +21,31 @@ from ..storage import git_commit
 
 METRICS = "metrics.json"
 RECORDS = "records"
+ANALYSES = "analyses"
 NATIVE = "native"  # the criterion name of a method's own pruning rule (e.g. log α ≥ 3)
+
+
+# each analysis and the table figures and sections that read it
+ANALYSIS_READERS = {
+    "weights": ("weight_histograms", "snr_density"),
+    "log_alpha": ("log_alpha_histograms",),
+    "first_layer_masks": ("first_layer_masks",),
+    "node_sweep": ("node_sweep",),
+    "feature_selection": (
+        "feature_selection",
+        "selection_vs_D",
+        "selection_vs_alpha",
+        "importance_correlation",
+    ),
+}
+
+
+def analyses_for(table) -> list[str]:
+    """The analyses a table config asks for through its ``figures`` and ``sections``."""
+    if not table:
+        return []
+    wanted = {*(table.get("figures") or []), *(table.get("sections") or [])}
+    return [name for name, readers in ANALYSIS_READERS.items() if wanted & set(readers)]
 
 
 def _now() -> str:
@@ -33,6 +57,10 @@ def record_path(
 ) -> Path:
     ft = f"_ft{finetune}" if finetune else ""
     return run_dir / RECORDS / f"{criterion}_{fraction:.4f}_{scope}{ft}_{mode}.json"
+
+
+def analysis_path(run_dir: Path, name: str) -> Path:
+    return Path(run_dir) / ANALYSES / f"{name}.json"
 
 
 def run_record(

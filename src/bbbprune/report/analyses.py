@@ -1,11 +1,10 @@
-"""Table sections and figures computed from the trained runs themselves, not from the pruning
-records: feature selection on the simulated data (bbbprune.evaluation.selection) and the hidden-neuron
-sweep (bbbprune.evaluation.node_sweep). An experiment asks for them with ``table.sections`` and
+"""Table sections and figures from the runs' analyses rather than their pruning records: feature
+selection on the simulated data and the hidden-neuron sweep, written when each run was pruned
+(bbbprune.evaluation.analyses). An experiment asks for them with ``table.sections`` and
 ``table.figures``; each function gets the composed configs of the experiment's jobs."""
 
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 from pathlib import Path
@@ -14,16 +13,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
-from ..data.tensors import load_tensors  # noqa: E402
 from ..errors import UserError  # noqa: E402
-from ..evaluation.node_sweep import node_sweep  # noqa: E402
 from ..evaluation.records import METRICS  # noqa: E402
-from ..evaluation.selection import feature_selection  # noqa: E402
-from ..run.checkpoints import load_run  # noqa: E402
 from ..run.identity import run_directory  # noqa: E402
 from ..storage import read_json  # noqa: E402
+from .gather import read_analysis  # noqa: E402
 from .plotting import save_figure  # noqa: E402
 from .render import markdown_row  # noqa: E402
 
@@ -40,28 +35,22 @@ def _finished_runs(jobs) -> list[Path]:
     return out
 
 
-@functools.cache
-def _selection(run_dir: str) -> dict:
-    cfg, method, model, _ = load_run(Path(run_dir))
-    return feature_selection(Path(run_dir), cfg, method, model)
+def _selection_rows(jobs) -> list[dict]:
+    rows = [read_analysis(d, "feature_selection") for d in _finished_runs(jobs)]
+    rows = [r for r in rows if r is not None]
+    return sorted(rows, key=lambda r: (r["D"], r["alpha"], r["seed"]))
 
 
-@functools.cache
-def _sweep(run_dir: str) -> dict:
-    cfg, method, model, _ = load_run(Path(run_dir), torch.device("cpu"))
-    data = load_tensors(cfg.dataset, "cpu", log=lambda *_: None)
-    return node_sweep(method, model, data)
+def _sweeps(jobs) -> list[tuple[Path, dict]]:
+    """(run directory, node sweep) of every finished run that has one."""
+    found = [(d, read_analysis(d, "node_sweep")) for d in _finished_runs(jobs)]
+    return [(d, s) for d, s in found if s is not None and s["rows"]]
 
 
 def _mean_std(values: list[float], fmt: str) -> str:
     if len(values) == 1:
         return fmt.format(values[0])
     return f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
-
-
-def _selection_rows(jobs) -> list[dict]:
-    rows = [_selection(str(d)) for d in _finished_runs(jobs)]
-    return sorted(rows, key=lambda r: (r["D"], r["alpha"], r["seed"]))
 
 
 def feature_selection_section(jobs) -> list[str]:
@@ -137,10 +126,9 @@ def feature_selection_section(jobs) -> list[str]:
 
 def node_sweep_section(jobs) -> list[str]:
     """Rows = kept fraction of hidden neurons, columns = runs: test error (hidden neurons left)."""
-    runs = _finished_runs(jobs)
-    if not runs:
+    sweeps = [(read_json(d / METRICS)["method"], s) for d, s in _sweeps(jobs)]
+    if not sweeps:
         return []
-    sweeps = [(read_json(d / METRICS)["method"], _sweep(str(d))) for d in runs]
     header = ["hidden neurons kept"] + [f"{m} (by {s['score']})" for m, s in sweeps]
     lines = [
         "## Node sweep: error % (hidden neurons left after the rebuild) at a kept fraction",
@@ -234,13 +222,12 @@ def importance_correlation(jobs, path: Path) -> Path | None:
 
 
 def node_sweep_figure(jobs, path: Path) -> Path | None:
-    runs = _finished_runs(jobs)
+    runs = _sweeps(jobs)
     if not runs:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for d in runs:
+    for d, s in runs:
         method = read_json(d / METRICS)["method"]
-        s = _sweep(str(d))
         xs = [r["hidden_kept"] / r["hidden_total"] * 100 for r in s["rows"]]
         ax.plot(xs, [r["error"] for r in s["rows"]], "o-", label=f"{method} (by {s['score']})")
     ax.set(

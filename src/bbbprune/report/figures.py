@@ -11,16 +11,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import numpy as np  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
 from ..evaluation.records import METRICS, RECORDS  # noqa: E402
-from ..layers import prunable_layers  # noqa: E402
-from ..run.checkpoints import load_run  # noqa: E402
 from ..run.identity import run_directory  # noqa: E402
 from ..storage import read_json  # noqa: E402
 from .analyses import FIGURES as ANALYSIS_FIGURES  # noqa: E402
-from .gather import gather  # noqa: E402
+from .gather import gather, read_analysis  # noqa: E402
 from .plotting import save_figure  # noqa: E402
 
 DB_FLOOR = 60
@@ -49,26 +47,31 @@ def loss_curves(jobs, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _weights(run_dir: Path):
-    _, _, model, _ = load_run(run_dir)
-    layers = prunable_layers(model).values()
-    mu = torch.cat([m.point_weight().detach().flatten() for m in layers])
-    sigma = None
-    if all(hasattr(m, "weight_sigma") for m in layers):
-        sigma = torch.cat([m.weight_sigma().detach().flatten() for m in layers])
-    return mu, sigma
+def _hist(ax, h: dict, **style) -> None:
+    """Draw a stored histogram (bin edges and counts) as matplotlib would draw the values."""
+    edges = h["edges"]
+    ax.hist(edges[:-1], bins=edges, weights=h["counts"], **style)
 
 
-def weight_histograms(jobs, path: Path) -> Path:
+def _with_analysis(jobs, name: str):
+    """(metrics, analysis result) of every finished run that has the analysis."""
+    for _, run_dir, m in _finished(jobs):
+        result = read_analysis(run_dir, name)
+        if result is not None:
+            yield m, result
+
+
+def weight_histograms(jobs, path: Path) -> Path | None:
     """One panel per run on a shared axis: the density of the weight values (μ for BBB), on a
     log scale so that the tails show (Blundell et al. 2015, Fig. 1)."""
-    runs = list(_finished(jobs))
+    runs = list(_with_analysis(jobs, "weights"))
+    if not runs:
+        return None
     fig, axes = plt.subplots(
         len(runs), 1, figsize=(7, 1.3 * len(runs) + 0.8), sharex=True, squeeze=False
     )
-    for ax, (_, run_dir, m) in zip(axes[:, 0], runs, strict=True):
-        mu, _ = _weights(run_dir)
-        ax.hist(mu.clamp(-0.3, 0.3).numpy(), bins=240, density=True, log=True)
+    for ax, (m, result) in zip(axes[:, 0], runs, strict=True):
+        _hist(ax, result["weights"], density=True, log=True)
         ax.set_ylabel("density", fontsize=7)
         ax.set_title(_label(m), fontsize=8)
     axes[-1, 0].set_xlabel("weight value (μ for Bayes by Backprop), clipped to ±0.3")
@@ -79,12 +82,10 @@ def weight_histograms(jobs, path: Path) -> Path:
 def snr_density(jobs, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = False
-    for _, run_dir, m in _finished(jobs):
-        mu, sigma = _weights(run_dir)
-        if sigma is None:
+    for m, result in _with_analysis(jobs, "weights"):
+        if result["snr_db"] is None:
             continue
-        db = (10 * torch.log10(mu.abs() / sigma)).clamp(-DB_FLOOR, None)
-        ax.hist(db.numpy(), bins=200, density=True, histtype="step", label=_label(m))
+        _hist(ax, result["snr_db"], density=True, histtype="step", label=_label(m))
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -98,33 +99,25 @@ def snr_density(jobs, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def _runs_with_log_alpha(jobs):
-    for _, run_dir, m in _finished(jobs):
-        _, method, model, _ = load_run(run_dir)
-        layers = {n: mod for n, mod in prunable_layers(model).items() if hasattr(mod, "log_alpha")}
-        if layers:
-            yield run_dir, m, method, model, layers
-
-
 def log_alpha_histograms(jobs, path: Path) -> Path | None:
     """One row per Sparse VD run, one panel per layer: the histogram of log α (effective, i.e.
     with the group variable for svd_group) with the pruning threshold drawn as a line."""
-    runs = list(_runs_with_log_alpha(jobs))
+    runs = [(m, r) for m, r in _with_analysis(jobs, "log_alpha") if r["layers"]]
     if not runs:
         return None
-    width = max(len(r[4]) for r in runs)
+    width = max(len(r["layers"]) for _, r in runs)
     fig, axes = plt.subplots(
         len(runs), width, figsize=(3.2 * width, 2.4 * len(runs)), squeeze=False
     )
-    for row, (_, m, method, _, layers) in zip(axes, runs, strict=True):
-        for ax, (name, layer) in zip(row, layers.items(), strict=False):
-            la = layer.effective_log_alpha().detach().flatten()
-            ax.hist(la.numpy(), bins=80, log=True)
-            threshold = getattr(method, "threshold", None)
+    for row, (m, result) in zip(axes, runs, strict=True):
+        threshold = result["threshold"]
+        for ax, layer in zip(row, result["layers"], strict=False):
+            _hist(ax, layer, log=True)
             if threshold is not None:
                 ax.axvline(threshold, color="red", lw=1)
-            kept = (la < threshold).float().mean().item() if threshold is not None else 1.0
-            ax.set_title(f"{m['method']} {name}: {100 * kept:.1f}% kept", fontsize=8)
+            ax.set_title(
+                f"{m['method']} {layer['layer']}: {100 * layer['kept']:.1f}% kept", fontsize=8
+            )
             ax.set_xlabel("log α", fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -134,27 +127,17 @@ def first_layer_masks(jobs, path: Path, n_units: int = 8) -> Path | None:
     """The first layer of each run with a native pruning rule, as 28×28 images: the number of
     kept outgoing weights of every input pixel, then the kept-weight masks of the ``n_units``
     hidden units that keep the most weights (white = kept)."""
-    rows = []
-    for _, run_dir, m in _finished(jobs):
-        _, method, model, _ = load_run(run_dir)
-        masks = method.native_masks(model)
-        if not masks:
-            continue
-        first = next(iter(masks.values())).detach()
-        if first.dim() != 2 or first.shape[1] != 28 * 28:
-            continue
-        rows.append((m, first.float()))
+    rows = [(m, r) for m, r in _with_analysis(jobs, "first_layer_masks") if r["per_pixel"]]
     if not rows:
         return None
     fig, axes = plt.subplots(len(rows), n_units + 1, figsize=(1.4 * (n_units + 1), 1.7 * len(rows)))
     axes = axes.reshape(len(rows), n_units + 1)
-    for row, (m, mask) in zip(axes, rows, strict=True):
-        row[0].imshow(mask.sum(0).reshape(28, 28).numpy(), cmap="viridis")
+    for row, (m, result) in zip(axes, rows, strict=True):
+        row[0].imshow(np.reshape(result["per_pixel"], (28, 28)), cmap="viridis")
         row[0].set_title(f"{m['method']}: kept per pixel", fontsize=6)
-        top = mask.sum(1).argsort(descending=True)[:n_units]
-        for ax, unit in zip(row[1:], top.tolist(), strict=False):
-            ax.imshow(mask[unit].reshape(28, 28).numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_title(f"unit {unit}: {int(mask[unit].sum())}", fontsize=6)
+        for ax, unit in zip(row[1:], result["units"][:n_units], strict=False):
+            ax.imshow(np.reshape(unit["mask"], (28, 28)), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"unit {unit['unit']}: {int(sum(unit['mask']))}", fontsize=6)
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from omegaconf import DictConfig
 
-from ..evaluation.records import METRICS, RECORDS
+from ..evaluation.records import METRICS, RECORDS, analysis_path
 from ..run.failures import describe_missing, failure_of
 from ..run.identity import run_directory
 from ..storage import read_json
@@ -32,3 +34,26 @@ def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]
         for path in sorted((run_dir / RECORDS).glob("*.json")):
             records.append({**run_facts, **read_json(path)})
     return pd.DataFrame(records), runs, missing
+
+
+def read_analysis(run_dir: Path, name: str):
+    """The result of a run's analysis (analyses/<name>.json), or None if it was not written."""
+    path = analysis_path(run_dir, name)
+    return read_json(path)["result"] if path.exists() else None
+
+
+def missing_analyses(jobs, names) -> list[str]:
+    """One line per finished run that lacks an analysis its table asks for."""
+    out = []
+    for job in jobs:
+        run_dir = run_directory(job)
+        metrics_file = run_dir / METRICS
+        if not metrics_file.exists() or not read_json(metrics_file).get("finished"):
+            continue
+        lacking = [n for n in names if not analysis_path(run_dir, n).exists()]
+        if lacking:
+            out.append(
+                f"{run_dir.name}: no {', '.join(lacking)} analysis (write it with `bbbprune "
+                f"prune run={run_dir} experiment=<this experiment>`)"
+            )
+    return out

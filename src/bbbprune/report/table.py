@@ -9,11 +9,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
+from ..evaluation.records import analyses_for
 from ..storage import git_commit, write_text
 from .analyses import render_sections
 from .choice import render_choice_table
 from .figures import draw_figures
-from .gather import gather
+from .gather import gather, missing_analyses
 from .glossary import COLUMN_DEFINITIONS
 from .jobs import experiment_jobs
 from .render import (
@@ -94,6 +95,15 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     if missing:
         out += ["## Missing", "", "Not finished or FAILED (train them with the command above):", ""]
         out += [f"- {m}" for m in missing] + [""]
+    lacking = missing_analyses(jobs, analyses_for(spec))
+    if lacking:
+        out += [
+            "## Missing analyses",
+            "",
+            "Trained, but without what a figure or section reads:",
+            "",
+        ]
+        out += [f"- {m}" for m in lacking] + [""]
     results = Path(cfg.paths.results)
     figures = []
     if runs and spec.get("figures"):

@@ -8,7 +8,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.tensors import load_tensors
+from ..evaluation.analyses import PrunedRun, write_analyses
 from ..evaluation.pruning import check_criteria, evaluate_pruning
+from ..evaluation.records import analyses_for
 from .checkpoints import load_run
 from .distributed import resolve_device
 from .finetune import finetune_model
@@ -21,7 +23,8 @@ def prune_run(
 ) -> list[dict]:
     """Prune the trained model of ``run_dir`` by each criterion at each fraction (settings in
     ``cfg.prune``; ``cfg.ood``: a dataset whose test images measure out-of-distribution
-    detection) and write its pruning records; returns the records written."""
+    detection) and write its pruning records; then write the analyses its experiment's table
+    asks for (new ones, or all again when records were written). Returns the records written."""
     run_cfg, method, model, _ = load_run(run_dir)
     criteria = [method.criteria[0] if c == PRIMARY else c for c in criteria]
     check_criteria(method, criteria)
@@ -43,7 +46,8 @@ def prune_run(
     def finetune(pruned, epochs: int, lr_scale: float) -> None:
         finetune_model(pruned, method, run_cfg, load_data()[0], epochs, lr_scale)
 
-    return evaluate_pruning(
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    records = evaluate_pruning(
         Path(run_dir),
         method,
         model,
@@ -56,3 +60,9 @@ def prune_run(
         overwrite=overwrite,
         log=log,
     )
+    # what the experiment's table shows beyond the records, from the trained (unpruned) model
+    model.load_state_dict(trained)
+    run = PrunedRun(Path(run_dir), run_cfg, method, model, lambda: load_data()[0])
+    names = analyses_for(cfg.get("table") or run_cfg.get("table"))
+    write_analyses(run, names, overwrite=overwrite or bool(records), log=log)
+    return records
