@@ -1,8 +1,12 @@
 """Run identity: the name of a training run's directory.
 
-A run is identified by a hash of everything that changes its training (method, dataset,
-model, training settings, seed, package version); ``make reproduce-tables`` skips a run whose
-directory already holds a finished ``metrics.json``.
+A run is identified by a hash of everything that changes its numbers: the method (its class and
+options), the dataset, the model, the training settings, the seed, the package version and the
+version of this identity scheme (docs/runs.md). Settings that do not change numbers (where the
+data live, progress bars, resuming) are left out, and so are import paths: a ``_target_``
+enters as the name of the class or function it points to, so moving a module keeps every run
+name. ``make reproduce-tables`` skips a run whose directory already holds a finished
+``metrics.json``.
 """
 
 from __future__ import annotations
@@ -17,25 +21,46 @@ from omegaconf import DictConfig, OmegaConf
 from .. import __version__
 from ..errors import UserError
 
+IDENTITY_VERSION = 2  # 2: ``_target_`` by the name it points to, not its import path
 DATASET_KEYS_IGNORED = ("root", "verify", "sources")
 TRAIN_KEYS_IGNORED = ("resume", "progress", "force", "distributed")
 
 
-def _training_identity(cfg: DictConfig) -> dict:
+def _without_import_paths(node):
+    """``node`` with every ``_target_`` (a dotted import path) cut to its last part, the class
+    or function name: ``bbbprune.methods.BayesByBackprop`` and
+    ``bbbprune.methods.bbb.BayesByBackprop`` name the same class and give the same run."""
+    if isinstance(node, dict):
+        return {
+            k: v.rsplit(".", 1)[-1]
+            if k == "_target_" and isinstance(v, str)
+            else _without_import_paths(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_without_import_paths(v) for v in node]
+    return node
+
+
+def training_identity(cfg: DictConfig) -> dict:
+    """What the run's name hashes: everything that changes its numbers (module docstring)."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    return {
-        "version": __version__,
-        "method": c["method"],
-        "dataset": {k: v for k, v in c["dataset"].items() if k not in DATASET_KEYS_IGNORED},
-        "model": c["model"],
-        "train": _train_identity(cfg, c["train"]),
-        "seed": c["seed"],
-    }
+    return _without_import_paths(
+        {
+            "identity": IDENTITY_VERSION,
+            "version": __version__,
+            "method": c["method"],
+            "dataset": {k: v for k, v in c["dataset"].items() if k not in DATASET_KEYS_IGNORED},
+            "model": c["model"],
+            "train": _train_identity(cfg, c["train"]),
+            "seed": c["seed"],
+        }
+    )
 
 
 def _train_identity(cfg: DictConfig, train: dict) -> dict:
-    """The training options that change results. ``init_from`` (added later) is left out when
-    unset, so that older runs keep their hash; when set it enters as the source run's name."""
+    """The training options that change results. ``init_from`` is left out when unset; when set
+    it enters as the source run's name (which carries the source's own identity)."""
     out = {k: v for k, v in train.items() if k not in TRAIN_KEYS_IGNORED and k != "init_from"}
     if train.get("init_from"):
         out["init_from"] = source_run_directory(cfg).name
@@ -56,7 +81,7 @@ def model_label(model_cfg) -> str:
 
 
 def run_key(cfg: DictConfig) -> str:
-    blob = json.dumps(_training_identity(cfg), sort_keys=True, default=str)
+    blob = json.dumps(training_identity(cfg), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
