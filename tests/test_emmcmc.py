@@ -45,7 +45,14 @@ def _sample_gaussian(temperature: float, chains: int = 1000, steps: int = 2000, 
     return torch.cat(kept)
 
 
-@pytest.mark.parametrize("temperature,power", [(1.0, 0.5), (0.5, 0.5), (1.0, 0.0)])
+@pytest.mark.parametrize(
+    "temperature,power",
+    [
+        pytest.param(1.0, 0.5, marks=pytest.mark.slow),
+        (0.5, 0.5),
+        pytest.param(1.0, 0.0, marks=pytest.mark.slow),
+    ],
+)
 def test_sampler_recovers_mean_and_covariance_of_a_correlated_gaussian(temperature, power):
     """power 0.5: the adaptive (Adam-like) preconditioner; power 0: plain SGHMC (P = I)."""
     s = _sample_gaussian(temperature, power=power)
