@@ -1,4 +1,4 @@
-"""SS-VI (issue 6): the conditional prediction of a pruned network (the posterior mean of the
+"""SS-VI: the conditional prediction of a pruned network (the posterior mean of the
 submodel its mask selects), the straight-through indicators and the temperature / KL schedules."""
 
 from __future__ import annotations
