@@ -15,7 +15,7 @@ _API = {
     "kl_divergence": "bbbprune.layers.bayes",
     "sampling": "bbbprune.layers.bayes",
     "prune_model": "bbbprune.pruning.criteria",
-    "sparsity": "bbbprune.pruning.criteria",
+    "sparsity": "bbbprune.pruning.masking",
     "shrink": "bbbprune.deploy.structured",
 }
 
