@@ -65,7 +65,7 @@ def test_cells_pair_ours_with_the_published_number():
         ],
     }
     table = render_table(spec, df)
-    assert table.splitlines()[-1] == "| BBB | 1.50 / 1.24 | 1.80 ± 0.14 / 1.24 | – / 1.29 |"
+    assert table.splitlines()[-1] == "| BBB | 1.50† / 1.24 | 1.80 ± 0.14 / 1.24 | – / 1.29 |"
 
 
 def test_a_pipe_inside_a_cell_does_not_split_it():
