@@ -86,7 +86,7 @@ def test_header_says_which_cells_are_mean_weights_and_which_sampled():
         "mean-weights network (posterior means; for EM-MCMC the last sample): rows by SNR" in text
     )
     assert "sampled predictive (S = 10): rows by SNR, sampled" in text
-    assert "against the published one (a paper, Table 1): reduced: 2x400" in text
+    assert "against the published one (source above): reduced: 2x400" in text
 
 
 def test_a_check_with_a_lower_bound_rejects_groups_below_it():

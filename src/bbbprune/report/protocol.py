@@ -104,7 +104,7 @@ def cell_modes(spec: dict, df: pd.DataFrame) -> str:
 def published_setting(spec: dict) -> str:
     """Where the published numbers come from and whether our setting is the paper's."""
     setting = spec.get("published_setting") or "not stated"
-    return f"- our setting against the published one ({spec.get('source', '–')}): {setting}"
+    return f"- our setting against the published one (source above): {setting}"
 
 
 def single_seed_note(seeds: list) -> list[str]:
