@@ -18,6 +18,7 @@ from ..pruning.criteria import prune_model
 from ..pruning.masking import apply_masks, sparsity
 from ..pruning.registry import WEIGHT_CRITERIA
 from ..storage import read_json, write_json
+from .controls import control_fields, control_jobs
 from .predictive import uncertainty_metrics, validation_metrics
 from .records import METRICS, NATIVE, pruning_record, record_path
 
@@ -70,17 +71,21 @@ def evaluate_pruning(
         return lambda: prune_model(model, criterion, fraction, scope, seed=int(prune_cfg.seed))
 
     todo = [
-        (c, f, by_score(c, f)) for c in criteria for f in map(float, fractions) if not done(c, f)
+        (c, f, by_score(c, f), None)
+        for c in criteria
+        for f in map(float, fractions)
+        if not done(c, f)
     ]
+    todo += control_jobs(model, criteria, fractions, prune_cfg, done)  # Blalock et al. controls
     if method.native_masks(model) is not None and not done(NATIVE, -1.0):
-        todo.append((NATIVE, None, lambda: apply_masks(model, method.native_masks(model))))
+        todo.append((NATIVE, None, lambda: apply_masks(model, method.native_masks(model)), None))
     if not todo:
         return []
     data, ood_x = load_data()
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = read_json(run_dir / METRICS)
     written = []
-    for criterion, fraction, apply in todo:
+    for criterion, fraction, apply, reference in todo:
         apply_masks(model, None)
         model.load_state_dict(trained)
         apply()
@@ -122,6 +127,7 @@ def evaluate_pruning(
                 measured={**structure, **result, **exported},
                 ood_dataset=ood_dataset,
             )
+            rec.update(control_fields(criterion, reference))
             write_json(record_path(run_dir, criterion, key, scope, epochs, mode), rec)
             written.append(rec)
     log(f"{run_dir.name}: {len(written)} pruning records written")

@@ -2,4 +2,4 @@
 (bbbprune.pruning.registry), and one masking function. Importing the package registers every
 criterion."""
 
-from . import criteria, nodes, thresholds  # noqa: F401  (they register themselves)
+from . import controls, criteria, nodes, thresholds  # noqa: F401  (they register themselves)

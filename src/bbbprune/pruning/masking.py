@@ -73,3 +73,16 @@ def sparsity(model: nn.Module) -> dict:
         "removed": zeros,
         "per_layer": per_layer,
     }
+
+
+def masks_matching(
+    scores: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Per-layer-ratio masking: in every layer remove as many weights as the ``reference`` mask
+    removes there, the ones with the lowest ``scores`` (the "same layer-wise ratios" controls
+    of Blalock et al. 2020, Sec. 7). Separates which layer loses weights from which weight."""
+    out = {}
+    for n, s in scores.items():
+        removed = int((reference[n] == 0).sum())
+        out[n] = _lowest_k_mask(s.flatten(), removed).view_as(s).to(s.device)
+    return out

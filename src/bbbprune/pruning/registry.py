@@ -4,6 +4,8 @@
     removed first; a fraction of the weights is then masked (bbbprune.pruning.masking);
   * threshold rules: ``masks(model, threshold) -> {layer name: 0/1 mask}``, a method's own rule
     that fixes a threshold and lets the model decide how many weights go;
+  * controls: ``name -> (weight criterion, scope)``, a criterion that knows no posterior
+    removing as many weights as a reference mask, globally or layer by layer (controls.py);
   * node criteria: ``scores(layer) -> score per input node`` of one layer family, high = keep;
     the family is found by the layer's class (its method resolution order), not by attributes.
 
@@ -19,6 +21,7 @@ from torch import nn
 
 WEIGHT_CRITERIA: dict[str, Callable] = {}
 THRESHOLD_RULES: dict[str, Callable] = {}
+CONTROLS: dict[str, tuple[str, str]] = {}
 NODE_CRITERIA: dict[type, tuple[str, Callable]] = {}
 
 
@@ -40,6 +43,11 @@ def threshold_rule(name: str) -> Callable:
         return masks
 
     return register
+
+
+def control(name: str, criterion: str, scope: str) -> None:
+    """Register a control at matched sparsity: ``criterion``'s scores masked with ``scope``."""
+    CONTROLS[name] = (criterion, scope)
 
 
 def node_criterion(layer_type: type, name: str) -> Callable:

@@ -46,7 +46,22 @@ def check_value(group: pd.DataFrame, check: dict) -> float:
 
 
 def passes(value: float, check: dict) -> bool:
-    return not math.isnan(value) and value <= float(check["max"]) + 1e-12
+    """d_k within its bounds: ≤ ``max`` and, where given, ≥ ``min``."""
+    if math.isnan(value):
+        return False
+    high = check.get("max")
+    low = check.get("min")
+    return (high is None or value <= float(high) + 1e-12) and (
+        low is None or value >= float(low) - 1e-12
+    )
+
+
+def bound(check: dict) -> str:
+    """The bound of a check as the header shows it: "≤ 0.3", "≥ 0.5" or "≥ 0.5, ≤ 1"."""
+    parts = ([f"≥ {check['min']}"] if check.get("min") is not None else []) + (
+        [f"≤ {check['max']}"] if check.get("max") is not None else []
+    )
+    return ", ".join(parts)
 
 
 def choose(spec: dict, df: pd.DataFrame) -> tuple[list[dict], object]:
@@ -82,7 +97,7 @@ def render_choice_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     rows, chosen = choose(spec, df)
     score, checks, columns = spec["score"], spec.get("checks", []), spec["columns"]
     header = [spec.get("group_label", spec["group_by"]), score["label"]]
-    header += [f"{c['label']} (≤ {c['max']})" for c in checks]
+    header += [f"{c['label']} ({bound(c)})" for c in checks]
     header += [c["label"] for c in columns] + ["choice"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:

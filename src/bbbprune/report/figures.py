@@ -20,6 +20,7 @@ from ..storage import read_json  # noqa: E402
 from .analyses import FIGURES as ANALYSIS_FIGURES  # noqa: E402
 from .gather import gather, read_analysis  # noqa: E402
 from .plotting import save_figure  # noqa: E402
+from .tradeoff import tradeoff_figure  # noqa: E402
 
 DB_FLOOR = 60
 
@@ -232,6 +233,7 @@ FIGURES = {
     "log_alpha_histograms": log_alpha_histograms,
     "first_layer_masks": first_layer_masks,
     "accuracy_sparsity": accuracy_sparsity,
+    "tradeoff": lambda jobs, path: tradeoff_figure(gather(jobs)[0], path),  # error, ECE vs comp.
 }
 FIGURES.update(ANALYSIS_FIGURES)  # feature selection and node sweep (bbbprune.report.analyses)
 

@@ -25,7 +25,7 @@ def _fmt(values: list[float], fmt: str) -> str:
         return "–"
     mean = sum(values) / len(values)
     if len(values) == 1:
-        return fmt.format(mean)
+        return fmt.format(mean) + "†"  # one seed only (report.protocol.SINGLE_SEED)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     return f"{fmt.format(mean)} ± {fmt.format(std)}"
 

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
@@ -13,10 +14,12 @@ from ..evaluation.records import analyses_for
 from ..storage import git_commit, write_text
 from .analyses import render_sections
 from .choice import render_choice_table
+from .choice_grid import SETTING, declaration, with_settings
 from .figures import draw_figures
 from .gather import gather, missing_analyses
 from .glossary import COLUMN_DEFINITIONS
 from .jobs import experiment_jobs
+from .protocol import header_lines, single_seed_note
 from .render import (
     render_grouped_table,
     render_list_table,
@@ -24,6 +27,12 @@ from .render import (
     render_runs,
     render_table,
 )
+
+
+def _sweep_params() -> dict:
+    """The experiment's declared sweep (``hydra.sweeper.params``)."""
+    params = HydraConfig.get().sweeper.params
+    return OmegaConf.to_container(params) if params else {}
 
 
 def write_experiment_report(cfg: DictConfig) -> Path:
@@ -51,6 +60,12 @@ def write_experiment_report(cfg: DictConfig) -> Path:
         f"- source of the published numbers: {spec.get('source', '–')}",
         "",
     ]
+    out += header_lines(spec, runs, df)  # the reporting protocol (bbbprune.report.protocol)
+    if spec.get("layout") == "choice":
+        params = _sweep_params()
+        out += declaration(spec, params)
+        if spec["group_by"] == SETTING:
+            df = with_settings(df, params, jobs)
     if spec.get("note"):
         out += [spec["note"].strip(), ""]
     splits = [None]
@@ -91,6 +106,7 @@ def write_experiment_report(cfg: DictConfig) -> Path:
         "sampled: the predictive averaged over S weight samples.",
         "",
     ]
+    out += single_seed_note(seeds) + [""]
     out += ["## Runs", "", render_runs(runs) if runs else "(none finished)", ""]
     if missing:
         out += ["## Missing", "", "Not finished or FAILED (train them with the command above):", ""]
