@@ -23,8 +23,10 @@ commands:
           run=<run dir> prune.criterion=snr prune.fraction=0.98 [export.layout=auto|sparse|dense]
           [export.path=model.pt]
   table   gather records into results/<experiment>.md:  experiment=<name>
+          [logger=mlflow: the table and figures as artifacts of the experiment's parent run]
   data    provision a dataset:  dataset=mnist|fmnist|cifar10
 
+Tracking (train): logger=csv|tensorboard|mlflow, or several: logger=[csv,tensorboard,mlflow].
 Hydra options work after the command: -m (multirun sweep), --cfg job, --help."""
 
 
@@ -83,8 +85,11 @@ def cmd_export(cfg: DictConfig) -> None:
 
 def cmd_table(cfg: DictConfig) -> None:
     from .report.table import write_experiment_report
+    from .tracking import log_table
 
-    write_experiment_report(cfg)
+    table = write_experiment_report(cfg)
+    files = [table.with_suffix(".records.json"), *sorted(table.parent.glob(f"{table.stem}_*.png"))]
+    log_table(cfg, table, files)  # logger=mlflow: artifacts of the experiment's parent run
 
 
 def cmd_data(cfg: DictConfig) -> None:
