@@ -38,6 +38,7 @@ def tracked_runs(client) -> list:
     return client.search_runs([e.experiment_id for e in exps]) if exps else []
 
 
+@pytest.mark.slow  # about 25 s on a busy 2-core machine, half of it importing mlflow/tensorboard
 def test_bbb_run_in_csv_tensorboard_and_mlflow_equals_metrics_json(smoke_cfg, tmp_path):
     cfg = smoke_cfg(
         "method=bbb",

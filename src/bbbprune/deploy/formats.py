@@ -128,6 +128,10 @@ def to_dense_layout(state: dict) -> dict:
 def onnx_bytes(state: dict, example: torch.Tensor) -> bytes:
     """The ONNX model (opset of torch's TorchScript exporter) of the dense network of
     ``state``; input ``input`` (batch, ...) and output ``logits``, the batch size dynamic."""
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export writes through it)
+    except ImportError as exc:
+        raise UserError("export.format=onnx needs onnx: pip install 'bbbprune[export]'") from exc
     net = build_layers(to_dense_layout(state)["layers"])
     fd, tmp = tempfile.mkstemp(suffix=".onnx")
     os.close(fd)
