@@ -13,9 +13,9 @@ import torch
 from test_export import _model
 
 from bbbprune.deploy.export import export_run as export
-from bbbprune.deploy.export import export_state
+from bbbprune.deploy.export import export_state, posterior_state
 from bbbprune.deploy.export_loader import ExportFileError, SampledLinear, load_exported
-from bbbprune.deploy.formats import onnx_bytes, onnx_logits, posterior_state, safetensors_bytes
+from bbbprune.deploy.formats import onnx_bytes, onnx_logits, safetensors_bytes
 from bbbprune.errors import UserError
 from bbbprune.pruning.criteria import prune_model
 from bbbprune.run.identity import load_run

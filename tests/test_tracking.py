@@ -11,12 +11,13 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import smoke_overrides
 
 from bbbprune.errors import UserError
+from bbbprune.run.loop import train
 from bbbprune.storage import read_json
 from bbbprune.tracking import BACKENDS, Backend, TrackingWarning
-from bbbprune.train import train
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -177,3 +178,26 @@ def test_a_sweep_is_one_tracked_run_per_job_under_the_table_parent(
     assert json.loads(
         (tmp_path / "runs").joinpath(jobs[0].info.run_name, "metrics.json").read_text()
     )["finished"]
+
+
+def test_sparse_vd_epoch_scalars_are_its_warm_up_weight_and_its_rule_share(smoke_cfg):
+    """kl_weight follows rw = clip((epoch − 5)/(20 − 5), 0, 1); the share is the fraction of
+    weights whose log α = log σ² − log θ² is at least 3, counted by hand."""
+    from bbbprune.methods import build_method
+    from bbbprune.nets.models import build_model
+
+    method = build_method(smoke_cfg("method=svd").method)
+    spec = {"name": "mlp", "hidden": [8], "input_shape": [1, 28, 28], "n_classes": 10}
+    net = build_model({**spec, "dropout": 0.0}, method.layer_factory())
+    layers = [m for m in net.modules() if hasattr(m, "log_sigma2")]
+    with torch.no_grad():
+        for layer in layers:
+            layer.theta.fill_(0.1)  # log θ² = log 0.01
+            layer.log_sigma2.fill_(-10.0)  # log α ≈ −5.4: kept
+            layer.log_sigma2.view(-1)[::4] = 2.0  # log α ≈ 6.6: removed by the rule
+    removed = sum(len(layer.log_sigma2.view(-1)[::4]) for layer in layers)
+    total = sum(layer.log_sigma2.numel() for layer in layers)
+    for epoch, rw in ((0, 0.0), (5, 0.0), (8, 0.2), (20, 1.0), (30, 1.0)):
+        got = method.epoch_scalars(net, epoch)
+        assert got["kl_weight"] == pytest.approx(rw)
+        assert got["log_alpha_above_threshold"] == pytest.approx(removed / total)

@@ -227,6 +227,14 @@ def export_measurements(
     return out
 
 
+def posterior_state(model: nn.Module, layout: str = "auto", meta=None) -> dict:
+    """The full-size export of ``model`` with the posterior's σ beside every mean
+    (``export.posterior=true``; bbbprune.deploy.formats.add_posterior)."""
+    from .formats import add_posterior
+
+    return add_posterior(export_state(model, layout, structured=False, meta=meta), model)
+
+
 def _format_bytes(state: dict, fmt: str) -> bytes:
     from .formats import safetensors_bytes
 
@@ -260,7 +268,7 @@ def export_run(
     ``posterior``: with σ beside the means), reload the file (plain-torch loader; onnxruntime
     for ONNX) and check it against the masked model on the test set. Returns what was written
     and measured."""
-    from .formats import FORMATS, onnx_logits, posterior_state, write_format
+    from .formats import FORMATS, onnx_logits, write_format
 
     check_choice("export.layout", layout, LAYOUTS)
     check_choice("export.format", fmt, FORMATS)

@@ -37,7 +37,6 @@ from torch import nn
 from ..errors import UserError
 from ..layers import prunable_layers
 from ..storage import write_bytes
-from .export import export_state
 from .export_loader import SAFETENSORS_FORMAT, SAFETENSORS_VERSION, build_layers
 
 FORMATS = ("pt", "safetensors", "onnx")
@@ -97,17 +96,17 @@ def _aligned(sigma: torch.Tensor, packed: dict) -> dict:
 
 
 @torch.no_grad()
-def posterior_state(model: nn.Module, layout: str = "auto", meta=None) -> dict:
-    """The full-size export of ``model`` (masked means, as the ``mean`` predictive) with each
-    weight's and bias's posterior σ beside it (keys ``sigma`` and ``bias_sigma``)."""
-    state = export_state(model, layout, structured=False, meta=meta)
+def add_posterior(state: dict, model: nn.Module) -> dict:
+    """``state``, the full-size export of ``model`` (export.export_state with structured=False,
+    i.e. the masked means the ``mean`` predictive uses), with each weight's and bias's posterior
+    σ beside it (keys ``sigma`` and ``bias_sigma``)."""
     computing = [d for d in state["layers"] if d["op"] in ("linear", "conv2d")]
     for desc, layer in zip(computing, prunable_layers(model).values(), strict=True):
         sigma, bias_sigma = _posterior_sigmas(layer)
         desc["sigma"] = _aligned(sigma, desc["weight"])
         if bias_sigma is not None:
             desc["bias_sigma"] = bias_sigma.detach().float().cpu().clone()
-    state["meta"] = {**state["meta"], "posterior": True}
+    state["meta"] = {**state.get("meta", {}), "posterior": True}
     return state
 
 
