@@ -19,7 +19,7 @@ import torch
 from bbbprune.data.tensors import load_tensors
 from bbbprune.deploy.export import export_run
 from bbbprune.deploy.export_loader import load_exported
-from bbbprune.run.identity import load_run
+from bbbprune.run.checkpoints import load_run
 
 
 def reload_without_pickle(path: str):

@@ -18,7 +18,7 @@ from bbbprune.deploy.export_loader import ExportFileError, SampledLinear, load_e
 from bbbprune.deploy.formats import onnx_bytes, onnx_logits, safetensors_bytes
 from bbbprune.errors import UserError
 from bbbprune.pruning.criteria import prune_model
-from bbbprune.run.identity import load_run
+from bbbprune.run.checkpoints import load_run
 from bbbprune.run.loop import train
 
 safetensors = pytest.importorskip("safetensors")
