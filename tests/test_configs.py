@@ -21,7 +21,9 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["method", "dataset", "model", "device", "scale", "experiment"])
+@pytest.mark.parametrize(
+    "group", ["method", "dataset", "model", "device", "scale", "experiment", "logger"]
+)
 def test_every_option_composes(group):
     for option in options(group):
         cfg = compose_config([f"{group}={option}"])

@@ -21,10 +21,12 @@ commands:
   prune   prune a trained run:  run=<run dir> prune.criterion=snr prune.fraction=0.9
   export  write a deployable pruned model (sparse / physically smaller, plain-torch loadable):
           run=<run dir> prune.criterion=snr prune.fraction=0.98 [export.layout=auto|sparse|dense]
-          [export.path=model.pt]
+          [export.path=model.pt] [export.format=pt|safetensors|onnx] [export.posterior=true]
   table   gather records into results/<experiment>.md:  experiment=<name>
+          [logger=mlflow: the table and figures as artifacts of the experiment's parent run]
   data    provision a dataset:  dataset=mnist|fmnist|cifar10
 
+Tracking (train): logger=csv|tensorboard|mlflow, or several: logger=[csv,tensorboard,mlflow].
 Hydra options work after the command: -m (multirun sweep), --cfg job, --help."""
 
 
@@ -71,6 +73,8 @@ def cmd_export(cfg: DictConfig) -> None:
         cfg.export.path,
         scope=cfg.prune.scope,
         seed=int(cfg.prune.seed),
+        fmt=cfg.export.get("format", "pt"),
+        posterior=bool(cfg.export.get("posterior", False)),
     )
     print(
         f"wrote {info['path']}: {info['export_bytes']:,} bytes, "
@@ -79,12 +83,20 @@ def cmd_export(cfg: DictConfig) -> None:
         f"{'-'.join(map(str, info['kept_widths']))}; test error {info['error']:.2f} % "
         f"(max |logit difference| from the masked model {info['max_abs_diff']:.1e})"
     )
+    if "posterior_bytes" in info:
+        print(
+            f"posterior: sigma costs {info['posterior_bytes']:,} bytes; sampled predictive test "
+            f"error {info['sampled_error']:.2f} %"
+        )
 
 
 def cmd_table(cfg: DictConfig) -> None:
     from .report.table import write_experiment_report
+    from .tracking import log_table
 
-    write_experiment_report(cfg)
+    table = write_experiment_report(cfg)
+    files = [table.with_suffix(".records.json"), *sorted(table.parent.glob(f"{table.stem}_*.png"))]
+    log_table(cfg, table, files)  # logger=mlflow: artifacts of the experiment's parent run
 
 
 def cmd_data(cfg: DictConfig) -> None:

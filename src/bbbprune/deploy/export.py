@@ -227,6 +227,29 @@ def export_measurements(
     return out
 
 
+def posterior_state(model: nn.Module, layout: str = "auto", meta=None) -> dict:
+    """The full-size export of ``model`` with the posterior's σ beside every mean
+    (``export.posterior=true``; bbbprune.deploy.formats.add_posterior)."""
+    from .formats import add_posterior
+
+    return add_posterior(export_state(model, layout, structured=False, meta=meta), model)
+
+
+def _format_bytes(state: dict, fmt: str) -> bytes:
+    from .formats import safetensors_bytes
+
+    return safetensors_bytes(state) if fmt == "safetensors" else serialized(state)
+
+
+def _sampled_error(path: Path, data, samples: int, seed: int) -> float:
+    """Test error (%) of the sampled predictive of a posterior export (``samples`` passes)."""
+    from .export_loader import sampled_log_probs
+
+    torch.manual_seed(seed)
+    lp = sampled_log_probs(load_exported(path, sample=True), data.x_test, samples)
+    return 100.0 * (lp.argmax(1) != data.y_test).float().mean().item()
+
+
 def export_run(
     run_dir: Path,
     loaded: tuple,
@@ -236,12 +259,21 @@ def export_run(
     path=None,
     scope: str = "global",
     seed: int = 0,
+    fmt: str = "pt",
+    posterior: bool = False,
 ) -> dict:
     """Prune the trained model of ``run_dir`` (``loaded``: its config, method and model, as
     bbbprune.run.identity.load_run returns them) by a criterion at a fraction, or ``native``: the
-    method's own rule; export it, reload the file with the plain-torch loader and check it
-    against the masked model on the test set. Returns what was written and measured."""
+    method's own rule; export it as ``fmt`` (pt, safetensors, onnx: bbbprune.deploy.formats;
+    ``posterior``: with σ beside the means), reload the file (plain-torch loader; onnxruntime
+    for ONNX) and check it against the masked model on the test set. Returns what was written
+    and measured."""
+    from .formats import FORMATS, onnx_logits, write_format
+
     check_choice("export.layout", layout, LAYOUTS)
+    check_choice("export.format", fmt, FORMATS)
+    if posterior and fmt == "onnx":
+        raise UserError("export.posterior=true needs export.format=pt or safetensors, not onnx")
     run_dir = Path(run_dir)
     cfg, method, model = loaded[:3]
     model.eval()
@@ -273,24 +305,38 @@ def export_run(
         "mean": None if cfg.dataset.get("mean") is None else list(cfg.dataset.mean),
         "std": None if cfg.dataset.get("std") is None else list(cfg.dataset.std),
     }
-    state = export_state(model, layout, meta=meta)
+    state = (
+        posterior_state(model, layout, meta)
+        if posterior
+        else export_state(model, layout, meta=meta)
+    )
     if path is None:
         tag = "native" if criterion == "native" else f"{criterion}_{float(fraction):.4f}"
-        path = run_dir / "exports" / f"{tag}_{layout}.pt"
-    size = save_export(Path(path), state)
-    dense_size = len(serialized(dense_reference_state(model)))
-    net = load_exported(path)
+        tag += f"_{layout}" if fmt != "onnx" else "_dense"
+        path = run_dir / "exports" / f"{tag}{'_posterior' if posterior else ''}.{fmt}"
     data = load_tensors(cfg.dataset, "cpu", log=lambda *_: None)
+    size = write_format(Path(path), state, fmt, data.x_test)
+    dense_size = len(serialized(dense_reference_state(model)))
     with torch.inference_mode():
-        masked, loaded = model(data.x_test), net(data.x_test)
+        masked = model(data.x_test)
+        if fmt == "onnx":
+            reloaded = onnx_logits(Path(path).read_bytes(), data.x_test)
+        else:
+            reloaded = load_exported(path)(data.x_test)
+    extra = {}
+    if posterior:  # what σ costs: the same full-size file without it
+        means_only = export_state(model, layout, structured=False, meta=meta)
+        extra["posterior_bytes"] = size - len(_format_bytes(means_only, fmt))
+        extra["sampled_error"] = _sampled_error(path, data, method.eval_samples, seed)
     return {
+        **extra,
         "path": str(path),
         "export_bytes": size,
         "dense_bytes": dense_size,
         "export_size_percent": 100.0 * size / dense_size,
         "sparsity": sp,
         "kept_widths": kept_widths(shrink(model)),
-        "error": 100.0 * (loaded.argmax(1) != data.y_test).float().mean().item(),
-        "max_abs_diff": (masked - loaded).abs().max().item(),
-        "same_predictions": bool((masked.argmax(1) == loaded.argmax(1)).all()),
+        "error": 100.0 * (reloaded.argmax(1) != data.y_test).float().mean().item(),
+        "max_abs_diff": (masked - reloaded).abs().max().item(),
+        "same_predictions": bool((masked.argmax(1) == reloaded.argmax(1)).all()),
     }

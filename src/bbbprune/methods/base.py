@@ -61,6 +61,12 @@ class Method:
         resume belongs in the model's buffers, the optimizer state or ``state_dict``."""
         return {}
 
+    def epoch_scalars(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        """Numbers that describe the method after epoch ``epoch`` (0-based), written to that
+        epoch's history and sent to the trackers (e.g. the KL weight of a warm-up). Reads only:
+        no change to the model and no random numbers drawn."""
+        return {}
+
     def state_dict(self) -> dict:
         """Method state saved in the checkpoint beside the model (e.g. posterior snapshots)."""
         return {}

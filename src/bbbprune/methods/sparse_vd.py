@@ -101,6 +101,17 @@ class SparseVD(Method):
             return {"kl": torch.zeros((), device=next(model.parameters()).device)}
         return {"kl": sparse_vd_kl(model) * (rw / step.n_train)}
 
+    def epoch_scalars(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        """The epoch's KL warm-up weight rw and the share of prunable weights the method's own
+        rule would remove now (log α ≥ ``threshold``)."""
+        masks = self.native_masks(model)
+        kept = sum(float(m.sum()) for m in masks.values())
+        total = sum(m.numel() for m in masks.values())
+        return {
+            "kl_weight": kl_warmup_weight(epoch, self.warmup_start, self.warmup_end),
+            "log_alpha_above_threshold": 1.0 - kept / max(total, 1),
+        }
+
     def native_masks(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """Molchanov et al.'s rule: remove every weight with log α ≥ ``threshold``."""
         return threshold_masks(model, self.threshold)

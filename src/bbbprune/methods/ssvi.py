@@ -146,6 +146,10 @@ class SpikeSlabVI(Method):
             layer.temperature = tau
         return {"kl": self.kl_weight(step.epoch) * kl_divergence(model) / step.n_train}
 
+    def epoch_scalars(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        """The KL warm-up weight and the Concrete temperature τ of epoch ``epoch``."""
+        return {"kl_weight": self.kl_weight(epoch), "temperature": self.temperature_at(epoch)}
+
     def predict_outputs(self, model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
         if mode != "conditional":
             return super().predict_outputs(model, x, mode)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..data.tensors import load_tensors
 from ..errors import UserError
 from ..evaluation.predictive import method_metrics
-from ..evaluation.records import METRICS, run_record
+from ..evaluation.records import METRICS, RECORDS, run_record
 from ..methods import build_method
 from ..nets.models import build_model, count_parameters
 from ..pruning.masking import SCOPES, check_fraction, sparsity
@@ -30,6 +30,7 @@ from ..storage import (
     write_json,
     write_text,
 )
+from ..tracking import Tracker, open_tracker
 from .checkpoints import (
     CHECKPOINT,
     CHECKPOINT_FORMAT,
@@ -71,8 +72,10 @@ def build(cfg: DictConfig, device: torch.device, log=print):
     return data, method, spec, model.to(device)
 
 
-def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
-    """Train to the end (resuming if asked), write the checkpoint and metrics.json."""
+def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = None) -> dict:
+    """Train to the end (resuming if asked), write the checkpoint and metrics.json; every
+    epoch's history entry also goes to ``tracker`` (bbbprune.tracking)."""
+    tracker = tracker or Tracker()
     shard = setup_distributed(cfg.train.get("distributed", "auto"), resolve_device(cfg.device.name))
     device = shard.device
     data, method, spec, model = build(cfg, device, log)
@@ -92,6 +95,8 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         set_rng_state(state["rng"], shuffle)
         history, start_epoch = state["history"], int(state["epoch"])
         log(f"resuming {run_dir.name} after epoch {start_epoch}")
+        for entry in history:
+            tracker.log_epoch(entry)
     net = shard.wrap(model)  # DistributedDataParallel under torchrun, else the model itself
     if shard.is_writer:
         write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
@@ -106,6 +111,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
     )
     for epoch in bar:
         t0 = time.perf_counter()
+        lr = optimizer.param_groups[0].get("lr")  # the rate this epoch trains with
         stats = run_epoch(
             net,
             method,
@@ -120,6 +126,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         if scheduler is not None:
             scheduler.step()
         stats.update(method.on_epoch_end(model, optimizer, epoch))
+        stats.update(method.epoch_scalars(model, epoch))
         wall = time.perf_counter() - t0
         val = method_metrics(method, model, data.x_val, data.y_val, "mean", data.likelihood)
         history.append(
@@ -128,9 +135,12 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
                 **stats,
                 "val_accuracy": val["accuracy"],
                 "val_nll": val["nll"],
+                "val_error": val["error"],
+                **({"lr": float(lr)} if lr is not None else {}),
                 "wall_time_s": wall,
             }
         )
+        tracker.log_epoch(history[-1])
         bar.set_postfix(loss=f"{stats['train_loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
         if not shard.is_writer:
             continue
@@ -187,14 +197,20 @@ def train(cfg: DictConfig, log=print) -> Path:
     validate_config(cfg)
     run_dir = run_directory(cfg)
     metrics_file = run_dir / METRICS
-    if metrics_file.exists() and read_json(metrics_file).get("finished") and not cfg.train.force:
+    finished = metrics_file.exists() and read_json(metrics_file).get("finished")
+    train_now = not finished or bool(cfg.train.force)
+    if not train_now:
         log(f"{run_dir.name}: already trained, not training again")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        fit(cfg, run_dir, log)
-    if not is_main_process():  # DDP: rank 0 alone evaluates and writes the pruning records
-        return run_dir
-    method = build_method(cfg.method)
-    criteria = cfg.prune.criteria if cfg.prune.get("criteria") else method.criteria
-    prune_run(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
+    # a run trained now is tracked (logger=...): params, epochs, then its records and files
+    with open_tracker(cfg, run_dir, enabled=train_now and is_main_process()) as tracker:
+        if train_now:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            fit(cfg, run_dir, log, tracker)
+        if not is_main_process():  # DDP: rank 0 alone evaluates and writes the pruning records
+            return run_dir
+        method = build_method(cfg.method)
+        criteria = cfg.prune.criteria if cfg.prune.get("criteria") else method.criteria
+        prune_run(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
+        records = sorted((run_dir / RECORDS).glob("*.json"))
+        tracker.finish(records, [run_dir / CONFIG, run_dir / METRICS, *run_dir.glob("*.png")])
     return run_dir
