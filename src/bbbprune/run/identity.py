@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import UserError
 
 DATASET_KEYS_IGNORED = ("root", "verify", "sources")
-TRAIN_KEYS_IGNORED = ("resume", "progress", "force", "distributed")
+TRAIN_KEYS_IGNORED = ("resume", "progress", "force", "distributed", "lock")
 
 
 def _training_identity(cfg: DictConfig) -> dict:
