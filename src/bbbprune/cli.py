@@ -143,6 +143,7 @@ def _guarded(command, name: str = ""):
         from hydra.types import RunMode
 
         from .run.failures import JobFailed, clear_failure, failure_reason, record_failure
+        from .run.lock import RunLocked
 
         hc = HydraConfig.get()
         failure_dir = _failure_dir(name, cfg)
@@ -156,7 +157,8 @@ def _guarded(command, name: str = ""):
             )
             sys.exit(130)
         except Exception as exc:
-            if failure_dir is not None and failure_dir.is_dir():
+            locked = isinstance(exc, RunLocked)  # another process trains that run
+            if failure_dir is not None and failure_dir.is_dir() and not locked:
                 try:
                     record_failure(failure_dir, exc, list(hc.overrides.task))
                 except UserError:

@@ -10,6 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from ..deploy.complexity import compression_summary
+from ..deploy.counting import deployed_counts
 from ..deploy.export import export_measurements
 from ..deploy.structured import removed_units
 from ..errors import UserError
@@ -103,6 +104,7 @@ def evaluate_pruning(
             if fraction is None
             else {}
         )
+        counts = deployed_counts(model, tuple(data.x_test.shape[1:]))  # one rule, every record
         exported = (
             export_measurements(
                 model, "auto", data.x_test[:256], int(prune_cfg.latency_repeats), (1, 256)
@@ -124,7 +126,7 @@ def evaluate_pruning(
                 samples=method.eval_samples if mode == "sampled" else 1,
                 sparsity=sp,
                 kept_widths=kept_widths,
-                measured={**structure, **result, **exported},
+                measured={**counts, **structure, **result, **exported},
                 ood_dataset=ood_dataset,
             )
             rec.update(control_fields(criterion, reference))

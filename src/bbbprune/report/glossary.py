@@ -6,9 +6,22 @@ COLUMN_DEFINITIONS = {
     "error": "test error in %, 100 · (1 − accuracy), on the 10,000 test images",
     "val_error": "validation error in %, the same on the validation split (the last 10k training "
     "images), which is what a choice among runs may look at",
-    "compression": "|W| / |W ≠ 0|: prunable weights over the weights left non-zero",
+    "compression": "|W| / |W ≠ 0| of the masked network: prunable weights over the weights no "
+    "mask sets to 0 (counts masks only; see compression_deployed)",
+    "removed_deployed": "share of the prunable weights (conv + linear; biases and variational "
+    "parameters are not deployed) that the deployed network no longer has: masked weights and "
+    "every weight of a unit removed as dead (no non-zero incoming or outgoing weight), "
+    "1 − deployed / prunable (bbbprune.deploy.counting, the rule for every method)",
+    "compression_deployed": "prunable weights over the non-zero weights of the deployed "
+    "network (dead units removed)",
+    "speedup_theoretical": "multiply-adds of the dense network over those of the deployed one "
+    "(non-zero weights × output positions, one input image)",
+    "weights_deployed": "non-zero conv + linear weights of the deployed network",
+    "macs_deployed": "multiply-adds of the deployed network: its non-zero weights, each times "
+    "the output positions it is applied at",
     "per_layer_sparsity": "share of each layer's weights set to exactly 0 (%), input layer first",
-    "achieved_sparsity": "share of all prunable weights set to exactly 0",
+    "achieved_sparsity": "share of all prunable weights a mask sets to exactly 0 (weights of "
+    "units removed as dead are not counted unless masked; see removed_deployed)",
     "final_train_accuracy": "accuracy on the training set during the last epoch",
     "final_val_accuracy": "validation accuracy after the last epoch (the last 10k training images)",
     "kept_widths": "the network left once dead inputs/neurons are removed (structured.shrink): "

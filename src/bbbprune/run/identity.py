@@ -23,7 +23,7 @@ from ..errors import UserError
 
 IDENTITY_VERSION = 2  # 2: ``_target_`` by the name it points to, not its import path
 DATASET_KEYS_IGNORED = ("root", "verify", "sources")
-TRAIN_KEYS_IGNORED = ("resume", "progress", "force", "distributed")
+TRAIN_KEYS_IGNORED = ("resume", "progress", "force", "distributed", "lock")
 
 
 def _without_import_paths(node):

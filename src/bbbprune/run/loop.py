@@ -45,6 +45,7 @@ from .distributed import setup as setup_distributed
 from .epoch import run_epoch
 from .identity import model_label, run_directory, source_run_directory
 from .init_from import initialise_from_run
+from .lock import run_lock
 from .prune_run import prune_run
 
 
@@ -191,10 +192,18 @@ def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = Non
 
 
 def train(cfg: DictConfig, log=print) -> Path:
-    """Train (or skip, if already finished) and evaluate the configured pruning levels.
+    """Train (or skip, if already finished) and evaluate the configured pruning levels, holding
+    the run directory's lock (``run/lock.py``; under torchrun, rank 0 holds it).
 
     Returns the run directory."""
     validate_config(cfg)
+    if not is_main_process():
+        return _train_locked(cfg, log)
+    with run_lock(run_directory(cfg), cfg.train.get("lock", "wait"), log):
+        return _train_locked(cfg, log)
+
+
+def _train_locked(cfg: DictConfig, log=print) -> Path:
     run_dir = run_directory(cfg)
     metrics_file = run_dir / METRICS
     finished = metrics_file.exists() and read_json(metrics_file).get("finished")
