@@ -34,7 +34,7 @@ def test_unknown_command_is_one_line():
     assert out.returncode == 2
     assert (
         out.stderr.strip()
-        == "bbbprune: error: unknown command 'fly'; valid: train, prune, table, data, export"
+        == "bbbprune: error: unknown command 'fly'; valid: train, prune, table, data, export, runs"
     )
 
 
