@@ -1,7 +1,7 @@
 """Starting a run from a trained network's weights (``train.init_from``).
 
 Molchanov et al. (2017) train Sparse VD on LeNet-5 from a pretrained network rather than from a
-random initialisation (../shared/reference/published.md, Molchanov section). ``train.init_from``
+random initialisation (docs/published.md, Molchanov section). ``train.init_from``
 names where the weights come from:
 
   * a method config name (``sgd``): the run of *this* experiment's configuration with that
