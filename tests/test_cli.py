@@ -60,6 +60,7 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
     out = run("train", "-m", "experiment=vidlicka", *common)
     assert out.returncode == 0, out.stderr[-2000:]
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith("bbb-")]
+    assert not (tmp_path / "runs" / "hydra").exists()  # no Hydra folder unless asked for
 
     out = run(
         "prune", "-m", f"run={run_dir}", "prune.criterion=snr", "prune.fraction=0.25,0.98", *common

@@ -202,6 +202,7 @@ def _guarded(command, name: str = ""):
         hc = HydraConfig.get()
         failure_dir = _failure_dir(name, cfg)
         existed = failure_dir is not None and failure_dir.is_dir()
+        root_existed = failure_dir is not None and failure_dir.parent.is_dir()
         locked = failure_dir is not None and _take_lock(failure_dir)
         try:
             command(cfg)
@@ -216,6 +217,8 @@ def _guarded(command, name: str = ""):
             if failure_dir is not None and failure_dir.is_dir():
                 if not existed and not _trained_something(failure_dir):
                     shutil.rmtree(failure_dir, ignore_errors=True)
+                    if not root_existed and not any(failure_dir.parent.iterdir()):
+                        failure_dir.parent.rmdir()
                     locked = False
                 else:
                     try:
