@@ -264,3 +264,38 @@ def test_published_numbers_are_cited_by_a_path_in_the_repository():
     refs = (REPO / "docs" / "published.md").read_text().split("## References")[1]
     for author in ("Vidlička", "Prasad", "Molchanov", "Ke, Yanan Fan", "Saha", "Blundell"):
         assert author in refs
+
+
+def test_dry_run_lists_jobs_marks_done_ones_and_estimates_from_epochs_seen(tmp_path):
+    args = ["train", "-m", "experiment=prasad", "scale=smoke", f"paths.runs={tmp_path / 'runs'}"]
+    out = subprocess.run(
+        [str(BIN), *args, "--dry-run"], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "10 jobs: 0 done, 10 to run"  # 5 methods x 2 datasets
+    first = lines[1].split()[2]
+    assert first.startswith("sgd-mnist-mlp-500-500-s0-")
+    done = tmp_path / "runs" / first
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text(
+        json.dumps(
+            {
+                "finished": True,
+                "method": "sgd",
+                "dataset": "mnist",
+                "model": "mlp-500-500",
+                "wall_time_per_epoch_s": 2.0,
+            }
+        )
+    )
+    out = subprocess.run(
+        [str(BIN), *args, "--dry-run"], capture_output=True, text=True, timeout=600
+    )
+    lines = out.stdout.splitlines()
+    assert lines[0] == "10 jobs: 1 done, 9 to run"
+    assert lines[1].split()[:2] == ["done", first]
+    # 9 jobs of 1 epoch at the 2 s per epoch seen for this architecture
+    assert lines[-1] == "estimate for the jobs to run: ~18 s, training only"
+    assert not (tmp_path / "runs" / "hydra").exists()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [first]

@@ -299,6 +299,13 @@ def main(argv: list[str] | None = None) -> None:
             _print(list_runs(inv.overrides))
             return
         validate(inv)
+        if inv.dry_run:
+            if command != "train":
+                raise UserError(f"--dry-run is an option of train, not of {command}")
+            from .dryrun import dry_run
+
+            _print(dry_run(inv.overrides, inv.multirun))
+            return
     except UserError as exc:
         _error(str(exc))
     _run_hydra(command, inv)
