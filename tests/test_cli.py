@@ -72,7 +72,7 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
 
     out = run("table", "experiment=vidlicka", *common)
     assert out.returncode == 0, out.stderr[-2000:]
-    table = (tmp_path / "results" / "vidlicka.md").read_text()
+    table = (tmp_path / "results" / "smoke" / "vidlicka.md").read_text()
     for needle in (
         "scale: **smoke**",
         "seeds: 0",
@@ -92,7 +92,7 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
 def test_table_lists_missing_runs(tmp_path, data_root):
     out = run("table", "experiment=blundell_table2", *smoke_overrides(tmp_path, data_root))
     assert out.returncode == 0, out.stderr[-2000:]
-    table = (tmp_path / "results" / "blundell_table2.md").read_text()
+    table = (tmp_path / "results" / "smoke" / "blundell_table2.md").read_text()
     assert "## Missing" in table and "bbb-mnist" in table
 
 

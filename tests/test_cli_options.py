@@ -275,7 +275,7 @@ def test_dry_run_lists_jobs_marks_done_ones_and_estimates_from_epochs_seen(tmp_p
     lines = out.stdout.splitlines()
     assert lines[0] == "10 jobs: 0 done, 10 to run"  # 5 methods x 2 datasets
     first = lines[1].split()[2]
-    assert first.startswith("sgd-mnist-mlp-500-500-s0-")
+    assert first.startswith("sgd-mnist-mlp-500-500-smoke-s0-")
     done = tmp_path / "runs" / first
     done.mkdir(parents=True)
     (done / "metrics.json").write_text(

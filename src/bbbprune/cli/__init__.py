@@ -43,6 +43,28 @@ def cmd_train(cfg: DictConfig) -> None:
     train(resume_if_requeued(cfg))
 
 
+# `prune -m` over fractions and criteria only: one process loads the run once and evaluates
+# every pair (set by _collapse_prune_sweep; empty otherwise).
+_PRUNE_GRID: dict[str, list[str]] = {}
+PRUNE_SWEEP_KEYS = ("prune.fraction", "prune.criterion")
+
+
+def _collapse_prune_sweep(inv) -> None:
+    """Turn ``prune -m prune.fraction=a,b,...`` into one job that evaluates every value, so a
+    sweep over fractions does not reload the run (and torch) once per fraction."""
+    from .options import first_job_text, parse_overrides
+
+    parsed = parse_overrides(inv.overrides)
+    sweeps = [o for o in parsed if o.is_sweep_override()]
+    if not sweeps or any(o.key_or_group not in PRUNE_SWEEP_KEYS for o in sweeps):
+        return
+    for o in sweeps:
+        _PRUNE_GRID[o.key_or_group] = [str(v) for v in o.sweep_string_iterator()]
+    inv.overrides = [first_job_text(o) for o in parsed]
+    inv.hydra_flags = [f for f in inv.hydra_flags if f not in ("-m", "--multirun")]
+    inv.multirun = False
+
+
 def cmd_prune(cfg: DictConfig) -> None:
     from pathlib import Path
 
@@ -50,9 +72,9 @@ def cmd_prune(cfg: DictConfig) -> None:
 
     if not cfg.run:
         raise UserError("bbbprune prune needs run=<run directory> (see runs/)")
-    recs = evaluate_pruning(
-        Path(cfg.run), cfg, [cfg.prune.criterion], [cfg.prune.fraction], overwrite=True
-    )
+    criteria = _PRUNE_GRID.get("prune.criterion") or [cfg.prune.criterion]
+    fractions = [float(f) for f in _PRUNE_GRID.get("prune.fraction") or [cfg.prune.fraction]]
+    recs = evaluate_pruning(Path(cfg.run), cfg, criteria, fractions, overwrite=True)
     for r in recs:
         print(
             f"{r['run']}: {r['criterion']} {r['fraction']:.2%} ({r['prediction']}): "
@@ -157,10 +179,12 @@ def _failure_dir(name: str, cfg: DictConfig):
         return None
 
 
-def _trained_something(run_dir) -> bool:
-    from ..run.identity import CHECKPOINT, METRICS
+def _training_started(run_dir) -> bool:
+    """Whether the run got as far as training: its config.yaml is written when the first epoch
+    starts (a diverged run keeps its directory, so that its failure is listed by the table)."""
+    from ..run.identity import CHECKPOINT, CONFIG, METRICS
 
-    return (run_dir / CHECKPOINT).exists() or (run_dir / METRICS).exists()
+    return any((run_dir / f).exists() for f in (CONFIG, CHECKPOINT, METRICS))
 
 
 def _take_lock(run_dir) -> bool:
@@ -191,7 +215,7 @@ def _with_data_hint(exc: Exception, cfg: DictConfig) -> str:
 def _guarded(command, name: str = ""):
     """One-line errors for user mistakes. In a sweep (-m) a failing job is recorded
     (failures.py) and raised as JobFailed, so Hydra runs the other jobs and exits 1 at the end.
-    A training run that fails before it trained anything leaves no directory behind."""
+    A training run that fails before its training starts leaves no directory behind."""
 
     def task(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -215,7 +239,7 @@ def _guarded(command, name: str = ""):
             sys.exit(130)
         except Exception as exc:
             if failure_dir is not None and failure_dir.is_dir():
-                if not existed and not _trained_something(failure_dir):
+                if not existed and not _training_started(failure_dir):
                     shutil.rmtree(failure_dir, ignore_errors=True)
                     if not root_existed and not any(failure_dir.parent.iterdir()):
                         failure_dir.parent.rmdir()
@@ -306,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
 
             _print(dry_run(inv.overrides, inv.multirun))
             return
+        if command == "prune" and inv.multirun:
+            _collapse_prune_sweep(inv)
     except UserError as exc:
         _error(str(exc))
     _run_hydra(command, inv)

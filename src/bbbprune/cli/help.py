@@ -37,6 +37,7 @@ COMMANDS = {
             "prune.finetune_epochs",
             "prune.measure_speed",
             "prune.measure_export",
+            "prune.eval_subset",
             "ood",
             "dataset.train_subset",
             "paths.runs",
@@ -45,8 +46,8 @@ COMMANDS = {
         ["experiment", "method", "dataset", "model", "scale", "device", "hydra/launcher"],
     ),
     "prune": (
-        "Prune a trained run at one fraction by one criterion and write its record "
-        "(-m over prune.fraction values: one job per value).",
+        "Prune a trained run at one fraction by one criterion and write its record; "
+        "-m over prune.fraction and prune.criterion values evaluates them all in one process.",
         "run=<run dir> [key=value ...] [-m]",
         [
             "run",
@@ -56,6 +57,7 @@ COMMANDS = {
             "prune.seed",
             "prune.finetune_epochs",
             "prune.overwrite",
+            "prune.eval_subset",
         ],
         [],
     ),

@@ -32,6 +32,7 @@ RANGES = {
     "prune.finetune_epochs": (0, None, False, ">= 0"),
     "prune.latency_repeats": (0, None, False, ">= 0"),
     "dataset.train_subset": (1, None, False, ">= 1"),
+    "prune.eval_subset": (1, None, False, ">= 1"),
 }
 # Options with a fixed set of values that no config group lists.
 CHOICES = {

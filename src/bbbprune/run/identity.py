@@ -67,10 +67,18 @@ def run_key(cfg: DictConfig) -> str:
 
 
 def run_directory(cfg: DictConfig) -> Path:
-    name = (
-        f"{cfg.method.name}-{cfg.dataset.name}-{model_label(cfg.model)}-s{cfg.seed}-{run_key(cfg)}"
-    )
-    return Path(cfg.paths.runs) / name
+    """``<method>-<dataset>-<model>-<scale>-s<seed>-<key>``, e.g. bbb-mnist-mlp-400-400-smoke-s0-
+    1a2b3c4d5e: the scale tells smoke runs from real ones at a glance. The experiment is left out
+    so that experiments share identical runs (``bbbprune runs`` shows it). A run trained before
+    the scale entered the name keeps its directory."""
+    head = f"{cfg.method.name}-{cfg.dataset.name}-{model_label(cfg.model)}"
+    tail = f"s{cfg.seed}-{run_key(cfg)}"
+    root = Path(cfg.paths.runs)
+    legacy = root / f"{head}-{tail}"
+    scale = cfg.get("scale", {}).get("name") if cfg.get("scale") else None
+    if legacy.is_dir() or not scale:
+        return legacy
+    return root / f"{head}-{scale}-{tail}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,6 +108,19 @@ def check_compatible(state: dict, method: Method, spec: dict, path: Path) -> Non
         )
 
 
+def check_config_matches(cfg, spec: dict, run_dir: Path) -> None:
+    """The run's config.yaml must describe the architecture its checkpoint holds: a config
+    saying 200-200 beside a 100-100 checkpoint is refused rather than half-used."""
+    said = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else {}
+    differs = [k for k, v in said.items() if k in spec and spec[k] != v]
+    if differs:
+        raise UserError(
+            f"{run_dir / CONFIG} says model={model_label(said)} but {CHECKPOINT} holds "
+            f"model={model_label(spec)} ({', '.join(differs)} differ): the run directory is "
+            "inconsistent; retrain it or restore its config.yaml"
+        )
+
+
 def load_run(run_dir: Path, device: torch.device | None = None):
     """Config, method, model (with trained weights) and metrics of a finished run."""
     run_dir = Path(run_dir)
@@ -110,6 +131,7 @@ def load_run(run_dir: Path, device: torch.device | None = None):
     method = build_method(cfg.method)
     spec = state["model_spec"]
     check_compatible(state, method, spec, run_dir / CHECKPOINT)
+    check_config_matches(cfg, spec, run_dir)
     model = build_model(spec, method.layer_factory())
     model.load_state_dict(state["model"])
     method.load_state_dict(state.get("method_state") or {})

@@ -25,7 +25,8 @@ from ..deploy.export import export_measurements
 from ..deploy.structured import removed_units
 from ..errors import UserError
 from ..evaluation.predictive import method_metrics, uncertainty_metrics, validation_metrics
-from ..evaluation.records import METRICS, RECORDS
+from ..evaluation.progress import EvalProgress, eval_subset
+from ..evaluation.records import METRICS, RECORDS, record_seed
 from ..methods import Method, StepInfo, build_method
 from ..nets.models import build_model, count_parameters
 from ..pruning.criteria import (
@@ -46,6 +47,7 @@ from ..storage import (
 )
 from .distributed import SINGLE, Shard, is_main_process
 from .distributed import setup as setup_distributed
+from .epoch_log import EpochLog
 from .identity import (
     CHECKPOINT,
     CONFIG,
@@ -83,6 +85,7 @@ def run_epoch(
     n_batches = math.ceil(n / batch_size)
     samples = method.train_samples
     loss_sum = torch.zeros((), device=x_all.device)
+    term_sums: dict = {}  # the loss's terms (nll, kl, ...) summed like the loss, for the log
     correct = torch.zeros((), device=x_all.device, dtype=torch.long)
     bar = tqdm(
         range(n_batches),
@@ -100,8 +103,10 @@ def run_epoch(
         for _ in range(samples):  # Monte Carlo samples per step (1 for point estimates)
             logits = model(x)
             term = data.likelihood.nll(logits, y)
-            for extra in method.loss_terms(model, step).values():
+            term_sums["nll"] = term_sums.get("nll", 0.0) + term.detach() * (len(idx) / samples)
+            for name, extra in method.loss_terms(model, step).items():
                 term = term + extra
+                term_sums[name] = term_sums.get(name, 0.0) + extra.detach() * (len(idx) / samples)
             loss = term if loss is None else loss + term
         if samples > 1:
             loss = loss / samples
@@ -119,7 +124,12 @@ def run_epoch(
             f"training diverged at epoch {epoch + 1} (loss {mean_loss}); the last good "
             "checkpoint is kept — lower the learning rate or check the method settings"
         )
-    return {"train_loss": mean_loss, "train_accuracy": correct.item() / n}
+    terms = {}
+    for name, total in term_sums.items():
+        total = torch.as_tensor(total, device=x_all.device)
+        shard.sum(total)
+        terms[f"train_term_{name}"] = (total / n).item()
+    return {"train_loss": mean_loss, "train_accuracy": correct.item() / n, **terms}
 
 
 def _rng_state(shuffle: torch.Generator) -> dict:
@@ -186,6 +196,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
     epochs = int(cfg.train.epochs)
+    epoch_log = EpochLog(run_dir, epochs, fresh=start_epoch == 0) if shard.is_writer else None
     bar = tqdm(
         range(start_epoch, epochs),
         desc=run_dir.name[:40],
@@ -239,6 +250,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
                 "config": OmegaConf.to_container(cfg, resolve=True),
             },
         )
+        epoch_log.epoch(history[-1])  # after the checkpoint: the log never runs ahead of it
 
     test = {
         mode: method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
@@ -282,6 +294,10 @@ def record_path(
 
 PRIMARY = "primary"  # in prune.criteria: the method's first (own) criterion, e.g. snr for bbb
 NATIVE = "native"  # the criterion name of a method's own pruning rule (e.g. log α ≥ 3)
+
+
+def _cuda_devices(device) -> list[int]:
+    return [device.index or 0] if torch.device(device).type == "cuda" else []
 
 
 def evaluate_pruning(
@@ -328,10 +344,13 @@ def evaluate_pruning(
     if cfg.get("ood"):  # the test images of another dataset, preprocessed as the run's own
         ood_cfg = OmegaConf.merge(run_cfg.dataset, {"name": cfg.ood, "random_labels": False})
         ood_x = load_tensors(ood_cfg, device, log=log).x_test
+    data = eval_subset(data, cfg.prune.get("eval_subset"))
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = read_json(run_dir / METRICS)
     written = []
-    for criterion, fraction, apply in todo:
+    commit = git_commit()
+    progress = EvalProgress(run_dir.name, len(todo))
+    for criterion, fraction, apply in progress.wrap(todo):
         apply_masks(model, None)
         model.load_state_dict(trained)
         apply()
@@ -359,8 +378,12 @@ def evaluate_pruning(
             else {}
         )
         for mode in method.prediction_modes:
-            result = uncertainty_metrics(method, model, data, ood_x, mode)
-            result.update(validation_metrics(method, model, data, mode))
+            # the sampled predictive draws from a generator seeded by the run and the record
+            seed = record_seed(run_dir.name, criterion, key, scope, mode)
+            with torch.random.fork_rng(devices=_cuda_devices(device)):
+                torch.manual_seed(seed)
+                result = uncertainty_metrics(method, model, data, ood_x, mode)
+                result.update(validation_metrics(method, model, data, mode))
             rec = {
                 "run": run_dir.name,
                 "method": metrics["method"],
@@ -385,7 +408,9 @@ def evaluate_pruning(
                 **result,
                 **exported,
                 "ood_dataset": cfg.get("ood"),
-                "commit": git_commit(),
+                "eval_seed": seed,
+                "eval_images": int(len(data.x_test)),
+                "commit": commit,
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }
             write_json(record_path(run_dir, criterion, key, scope, finetune, mode), rec)
@@ -422,5 +447,11 @@ def train(cfg: DictConfig, log=print) -> Path:
     method = build_method(cfg.method)
     criteria = cfg.prune.criteria if cfg.prune.get("criteria") else method.criteria
     criteria = [method.criteria[0] if c == PRIMARY else c for c in criteria]
-    evaluate_pruning(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
+    t0 = time.perf_counter()
+    written = evaluate_pruning(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
+    if written:  # the evaluation's wall time beside the training's (tables' Runs section)
+        metrics = read_json(metrics_file)
+        metrics["evaluation_time_s"] = time.perf_counter() - t0
+        metrics["evaluation_records"] = len(written)
+        write_json(metrics_file, metrics)
     return run_dir
