@@ -175,6 +175,8 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
     shard = setup_distributed(cfg.train.get("distributed", "auto"), resolve_device(cfg.device.name))
     device = shard.device
     data, method, spec, model = build(cfg, device, log)
+    # per-epoch validation and final test metrics on prune.eval_subset images (smoke runs)
+    data = eval_subset(data, cfg.prune.get("eval_subset") if cfg.get("prune") else None)
     optimizer = method.make_optimizer(model, instantiate(cfg.method.optimizer))
     scheduler = instantiate(cfg.train.scheduler)(optimizer) if cfg.train.get("scheduler") else None
     shuffle = torch.Generator().manual_seed(int(cfg.seed) + 1)
