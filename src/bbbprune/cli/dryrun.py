@@ -66,7 +66,8 @@ def _duration(seconds: float) -> str:
 
 def dry_run(overrides: list[str], multirun: bool) -> str:
     """The text of ``bbbprune train ... --dry-run``."""
-    from ..run.identity import METRICS, model_label, run_directory
+    from ..evaluation.records import METRICS
+    from ..run.identity import model_label, run_directory
 
     lines, todo_seconds, unknown, n_done = [], 0.0, 0, 0
     with ConfigView() as view:
