@@ -34,7 +34,7 @@ def test_unknown_command_is_one_line():
     assert out.returncode == 2
     assert (
         out.stderr.strip()
-        == "bbbprune: error: unknown command 'fly'; valid: train, prune, table, data, export"
+        == "bbbprune: error: unknown command 'fly'; valid: train, prune, table, data, export, runs"
     )
 
 
@@ -60,6 +60,7 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
     out = run("train", "-m", "experiment=vidlicka", *common)
     assert out.returncode == 0, out.stderr[-2000:]
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith("bbb-")]
+    assert not (tmp_path / "runs" / "hydra").exists()  # no Hydra folder unless asked for
 
     out = run(
         "prune", "-m", f"run={run_dir}", "prune.criterion=snr", "prune.fraction=0.25,0.98", *common
@@ -71,7 +72,7 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
 
     out = run("table", "experiment=vidlicka", *common)
     assert out.returncode == 0, out.stderr[-2000:]
-    table = (tmp_path / "results" / "vidlicka.md").read_text()
+    table = (tmp_path / "results" / "smoke" / "vidlicka.md").read_text()
     for needle in (
         "scale: **smoke**",
         "seeds: 0",
@@ -91,7 +92,7 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
 def test_table_lists_missing_runs(tmp_path, data_root):
     out = run("table", "experiment=blundell_table2", *smoke_overrides(tmp_path, data_root))
     assert out.returncode == 0, out.stderr[-2000:]
-    table = (tmp_path / "results" / "blundell_table2.md").read_text()
+    table = (tmp_path / "results" / "smoke" / "blundell_table2.md").read_text()
     assert "## Missing" in table and "bbb-mnist" in table
 
 

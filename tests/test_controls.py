@@ -81,7 +81,12 @@ def test_registry_holds_the_four_controls_and_only_posterior_criteria_get_them()
 def test_pruning_evaluation_writes_controls_beside_each_bayesian_criterion(smoke_cfg):
     run_dir = train(smoke_cfg("method=bbb", "prune.fractions=[0.0]"), log=lambda *_: None)
     recs = prune_run(
-        run_dir, smoke_cfg(), ["snr", "magnitude"], [0.0, 0.9], overwrite=True, log=print
+        run_dir,
+        smoke_cfg(f"prune.controls=[{','.join(CONTROLS)}]"),  # smoke scale turns them off
+        ["snr", "magnitude"],
+        [0.0, 0.9],
+        overwrite=True,
+        log=print,
     )
     controls = [r for r in recs if r["reference_criterion"] == "snr"]
     assert {r["criterion"] for r in controls} == set(CONTROLS)

@@ -52,7 +52,7 @@ def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_
     out = run("table", "experiment=blundell_table1", *two, *common)
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"\(2 runs, \d+ records, 0 missing\)", out.stdout), out.stdout
-    table = (tmp_path / "results" / "blundell_table1.md").read_text()
+    table = (tmp_path / "results" / "smoke" / "blundell_table1.md").read_text()
     assert "## Missing" not in table
 
 

@@ -17,7 +17,16 @@ import torch
 from .errors import UserError
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file and a rename. ``mkstemp`` creates the file 0600; it is
+    given the mode a plain ``open`` would (0666 less the umask) before it takes ``path``'s name."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +34,7 @@ def _atomic_write(path: Path, write) -> None:
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror}") from exc
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..deploy.complexity import compression_summary
@@ -18,10 +19,15 @@ from ..methods import Method
 from ..pruning.criteria import prune_model
 from ..pruning.masking import apply_masks, sparsity
 from ..pruning.registry import WEIGHT_CRITERIA
-from ..storage import read_json, write_json
+from ..storage import git_commit, read_json, write_json
 from .controls import control_fields, control_jobs
 from .predictive import uncertainty_metrics, validation_metrics
-from .records import METRICS, NATIVE, pruning_record, record_path
+from .progress import EvalProgress, eval_subset
+from .records import METRICS, NATIVE, pruning_record, record_path, record_seed
+
+
+def _cuda_devices(device) -> list[int]:
+    return [device.index or 0] if torch.device(device).type == "cuda" else []
 
 
 def check_criteria(method: Method, criteria) -> None:
@@ -83,10 +89,12 @@ def evaluate_pruning(
     if not todo:
         return []
     data, ood_x = load_data()
+    data = eval_subset(data, prune_cfg.get("eval_subset"))  # smoke runs: the first n images
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = read_json(run_dir / METRICS)
     written = []
-    for criterion, fraction, apply, reference in todo:
+    commit = git_commit()
+    for criterion, fraction, apply, reference in EvalProgress(run_dir.name, len(todo)).wrap(todo):
         apply_masks(model, None)
         model.load_state_dict(trained)
         apply()
@@ -113,8 +121,13 @@ def evaluate_pruning(
             else {}
         )
         for mode in method.prediction_modes:
-            result = uncertainty_metrics(method, model, data, ood_x, mode)
-            result.update(validation_metrics(method, model, data, mode))
+            # the sampled predictive draws from a generator seeded by the run and the record,
+            # so evaluating a record again repeats its numbers
+            seed = record_seed(run_dir.name, criterion, key, scope, mode)
+            with torch.random.fork_rng(devices=_cuda_devices(data.x_test.device)):
+                torch.manual_seed(seed)
+                result = uncertainty_metrics(method, model, data, ood_x, mode)
+                result.update(validation_metrics(method, model, data, mode))
             rec = pruning_record(
                 run_dir.name,
                 metrics,
@@ -128,8 +141,10 @@ def evaluate_pruning(
                 kept_widths=kept_widths,
                 measured={**counts, **structure, **result, **exported},
                 ood_dataset=ood_dataset,
+                commit=commit,
             )
             rec.update(control_fields(criterion, reference))
+            rec.update(eval_seed=seed, eval_images=int(len(data.x_test)))
             write_json(record_path(run_dir, criterion, key, scope, epochs, mode), rec)
             written.append(rec)
     log(f"{run_dir.name}: {len(written)} pruning records written")

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 from ..storage import git_commit
@@ -113,6 +114,7 @@ def pruning_record(
     kept_widths: list[int] | None,
     measured: dict,
     ood_dataset: str | None,
+    commit: str | None = None,
 ) -> dict:
     """One pruning evaluation (``metrics``: the run's metrics.json; ``sparsity``:
     bbbprune.pruning.masking.sparsity of the pruned model; ``measured``: its test and validation
@@ -135,6 +137,14 @@ def pruning_record(
         "kept_widths": kept_widths,
         **measured,
         "ood_dataset": ood_dataset,
-        "commit": git_commit(),
+        "commit": commit or git_commit(),
         "date": _now(),
     }
+
+
+def record_seed(run: str, criterion: str, fraction: float, scope: str, mode: str) -> int:
+    """The seed of one record's sampled predictive: a hash of the run's name and the record's
+    identity (criterion, fraction, scope, prediction mode). Evaluating the same record again
+    draws the same weight samples and so gives the same numbers; records stay independent."""
+    blob = f"{run}|{criterion}|{fraction:.4f}|{scope}|{mode}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & ((1 << 63) - 1)

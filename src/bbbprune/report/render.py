@@ -166,17 +166,20 @@ def render_grouped_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
 
 def render_runs(runs: list[dict]) -> str:
     """Per-run facts: final test error, median wall time per epoch (robust to a few epochs slowed
-    by other work on a shared machine), parameter count."""
+    by other work on a shared machine), the evaluation's wall time (all pruning records after
+    training; – for runs older than that field), parameter count."""
     lines = [
-        "| run | epochs | parameters | median wall s/epoch | test error % (mean weights) "
-        "| test error % (sampled) |",
-        "|---|---|---|---|---|---|",
+        "| run | epochs | parameters | median wall s/epoch | evaluation s "
+        "| test error % (mean weights) | test error % (sampled) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in sorted(runs, key=lambda r: r["run"]):
         sampled = m["test"].get("sampled", {}).get("error")
+        evaluation = m.get("evaluation_time_s")
         lines.append(
             f"| {m['run']} | {m['epochs']} | {m['parameters']:,} | "
             f"{statistics.median(h['wall_time_s'] for h in m['history']):.2f} | "
+            f"{'–' if evaluation is None else f'{evaluation:.1f}'} | "
             f"{m['test']['mean']['error']:.2f} | "
             f"{'–' if sampled is None else f'{sampled:.2f}'} |"
         )

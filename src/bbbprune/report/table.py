@@ -28,6 +28,15 @@ from .render import (
     render_table,
 )
 
+DEFAULT_SCALE = "small"  # conf/config.yaml's default scale: its tables are the committed ones
+
+
+def results_folder(cfg) -> Path:
+    """``results/`` for the default scale, ``results/<scale>/`` for any other, so that a smoke
+    or paper table never replaces the committed one."""
+    results = Path(cfg.paths.results)
+    return results if cfg.scale.name == DEFAULT_SCALE else results / str(cfg.scale.name)
+
 
 def _sweep_params() -> dict:
     """The experiment's declared sweep (``hydra.sweeper.params``)."""
@@ -120,7 +129,7 @@ def write_experiment_report(cfg: DictConfig) -> Path:
             "",
         ]
         out += [f"- {m}" for m in lacking] + [""]
-    results = Path(cfg.paths.results)
+    results = results_folder(cfg)
     figures = []
     if runs and spec.get("figures"):
         figures = draw_figures(spec["figures"], jobs, results, name)

@@ -54,6 +54,19 @@ def check_compatible(state: dict, method: Method, spec: dict, path: Path) -> Non
         )
 
 
+def check_config_matches(cfg, spec: dict, run_dir: Path) -> None:
+    """The run's config.yaml must describe the architecture its checkpoint holds: a config
+    saying 200-200 beside a 100-100 checkpoint is refused rather than half-used."""
+    said = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else {}
+    differs = [k for k, v in said.items() if k in spec and spec[k] != v]
+    if differs:
+        raise UserError(
+            f"{run_dir / CONFIG} says model={model_label(said)} but {CHECKPOINT} holds "
+            f"model={model_label(spec)} ({', '.join(differs)} differ): the run directory is "
+            "inconsistent; retrain it or restore its config.yaml"
+        )
+
+
 def load_run(run_dir: Path, device: torch.device | None = None):
     """Config, method, model (with trained weights) and metrics of a finished run."""
     run_dir = Path(run_dir)
@@ -64,6 +77,7 @@ def load_run(run_dir: Path, device: torch.device | None = None):
     method = build_method(cfg.method)
     spec = state["model_spec"]
     check_compatible(state, method, spec, run_dir / CHECKPOINT)
+    check_config_matches(cfg, spec, run_dir)
     model = build_model(spec, method.layer_factory())
     model.load_state_dict(state["model"])
     method.load_state_dict(state.get("method_state") or {})

@@ -86,10 +86,18 @@ def run_key(cfg: DictConfig) -> str:
 
 
 def run_directory(cfg: DictConfig) -> Path:
-    name = (
-        f"{cfg.method.name}-{cfg.dataset.name}-{model_label(cfg.model)}-s{cfg.seed}-{run_key(cfg)}"
-    )
-    return Path(cfg.paths.runs) / name
+    """``<method>-<dataset>-<model>-<scale>-s<seed>-<key>``, e.g. bbb-mnist-mlp-400-400-smoke-s0-
+    1a2b3c4d5e: the scale tells smoke runs from real ones at a glance. The experiment is left out
+    so that experiments share identical runs (``bbbprune runs`` shows it). A run trained before
+    the scale entered the name keeps its directory."""
+    head = f"{cfg.method.name}-{cfg.dataset.name}-{model_label(cfg.model)}"
+    tail = f"s{cfg.seed}-{run_key(cfg)}"
+    root = Path(cfg.paths.runs)
+    legacy = root / f"{head}-{tail}"
+    scale = cfg.get("scale", {}).get("name") if cfg.get("scale") else None
+    if legacy.is_dir() or not scale:
+        return legacy
+    return root / f"{head}-{scale}-{tail}"
 
 
 def _method_configs() -> Path:

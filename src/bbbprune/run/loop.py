@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..data.tensors import load_tensors
 from ..errors import UserError
 from ..evaluation.predictive import method_metrics
+from ..evaluation.progress import eval_subset
 from ..evaluation.records import METRICS, RECORDS, run_record
 from ..methods import build_method
 from ..nets.models import build_model, count_parameters
@@ -43,6 +44,7 @@ from .checkpoints import (
 from .distributed import is_main_process, resolve_device
 from .distributed import setup as setup_distributed
 from .epoch import run_epoch
+from .epoch_log import EpochLog
 from .identity import model_label, run_directory, source_run_directory
 from .init_from import initialise_from_run
 from .lock import run_lock
@@ -80,6 +82,8 @@ def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = Non
     shard = setup_distributed(cfg.train.get("distributed", "auto"), resolve_device(cfg.device.name))
     device = shard.device
     data, method, spec, model = build(cfg, device, log)
+    # per-epoch validation and final test metrics on prune.eval_subset images (smoke runs)
+    data = eval_subset(data, cfg.prune.get("eval_subset") if cfg.get("prune") else None)
     optimizer = method.make_optimizer(model, instantiate(cfg.method.optimizer))
     scheduler = instantiate(cfg.train.scheduler)(optimizer) if cfg.train.get("scheduler") else None
     shuffle = torch.Generator().manual_seed(int(cfg.seed) + 1)
@@ -103,6 +107,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = Non
         write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
     epochs = int(cfg.train.epochs)
+    epoch_log = EpochLog(run_dir, epochs, fresh=start_epoch == 0) if shard.is_writer else None
     bar = tqdm(
         range(start_epoch, epochs),
         desc=run_dir.name[:40],
@@ -161,6 +166,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = Non
                 "config": OmegaConf.to_container(cfg, resolve=True),
             },
         )
+        epoch_log.epoch(history[-1])  # after the checkpoint: the log never runs ahead of it
 
     test = {
         mode: method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
@@ -219,7 +225,13 @@ def _train_locked(cfg: DictConfig, log=print) -> Path:
             return run_dir
         method = build_method(cfg.method)
         criteria = cfg.prune.criteria if cfg.prune.get("criteria") else method.criteria
-        prune_run(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
+        t0 = time.perf_counter()
+        written = prune_run(run_dir, cfg, list(criteria), list(cfg.prune.fractions), log=log)
+        if written:  # the evaluation's wall time beside the training's (tables' Runs section)
+            metrics = read_json(metrics_file)
+            metrics["evaluation_time_s"] = time.perf_counter() - t0
+            metrics["evaluation_records"] = len(written)
+            write_json(metrics_file, metrics)
         records = sorted((run_dir / RECORDS).glob("*.json"))
         tracker.finish(records, [run_dir / CONFIG, run_dir / METRICS, *run_dir.glob("*.png")])
     return run_dir

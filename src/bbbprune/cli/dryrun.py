@@ -1,0 +1,119 @@
+"""``bbbprune train [-m] ... --dry-run``: the jobs a sweep would run, which are done, and how long
+the rest should take, judged from the per-epoch times of the runs already on disk.
+
+The jobs are Hydra's: the command line's sweeps combined with the experiment's
+``hydra.sweeper.params`` (a command-line value wins for the same key), each composed as the job
+would be; a job is done when its run directory holds a finished ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from .options import ConfigView, parse_overrides
+
+
+def sweep_jobs(overrides: list[str], multirun: bool, view: ConfigView) -> list[list[str]]:
+    """The overrides of every job: the command line's and the experiment's sweeps expanded."""
+    parsed = parse_overrides(overrides)
+    first = [
+        o.input_line
+        if not o.is_sweep_override()
+        else f"{o.input_line.split('=', 1)[0]}={next(iter(o.sweep_string_iterator()))}"
+        for o in parsed
+    ]
+    axes: dict[str, list[str]] = {}
+    if multirun:
+        params = view.compose(first, hydra_config=True).hydra.sweeper.params or {}
+        for o in parse_overrides([f"{k}={v}" for k, v in params.items()]):
+            axes[o.key_or_group] = [str(v) for v in o.sweep_string_iterator()]
+    for o in parsed:
+        if o.is_sweep_override():
+            axes[o.key_or_group] = list(o.sweep_string_iterator())
+        elif o.key_or_group in axes:
+            axes[o.key_or_group] = [o.input_line.split("=", 1)[1]]
+    fixed = [o.input_line for o in parsed if o.key_or_group not in axes]
+    combos = itertools.product(*([f"{k}={v}" for v in vals] for k, vals in axes.items()))
+    return [fixed + list(c) for c in combos]
+
+
+def epoch_times(runs_root: Path) -> dict[tuple, list[float]]:
+    """Seconds per epoch of the finished runs, keyed by (method, model) and by model alone."""
+    seen: dict[tuple, list[float]] = {}
+    for metrics_file in runs_root.glob("*/metrics.json"):
+        try:
+            m = json.loads(metrics_file.read_text())
+            per_epoch = float(m["wall_time_per_epoch_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for key in ((m.get("method"), m.get("dataset"), m.get("model")), (m.get("model"),)):
+            seen.setdefault(key, []).append(per_epoch)
+    return seen
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def dry_run(overrides: list[str], multirun: bool) -> str:
+    """The text of ``bbbprune train ... --dry-run``."""
+    from ..evaluation.records import METRICS
+    from ..run.identity import model_label, run_directory
+
+    lines, todo_seconds, unknown, n_done = [], 0.0, 0, 0
+    with ConfigView() as view:
+        jobs = sweep_jobs(overrides, multirun, view)
+        cfgs = [(job, view.compose(job)) for job in jobs]
+    seen = None
+    for job, cfg in cfgs:
+        run_dir = run_directory(cfg)
+        metrics = run_dir / METRICS
+        finished = False
+        if metrics.is_file():
+            try:
+                finished = bool(json.loads(metrics.read_text()).get("finished"))
+            except ValueError:
+                pass
+        if seen is None:
+            seen = epoch_times(Path(cfg.paths.runs))
+        epochs = int(cfg.train.epochs)
+        what = " ".join(o for o in job if o.split("=", 1)[0] in _swept(jobs)) or "(one job)"
+        if finished:
+            n_done += 1
+            lines.append(f"  done    {run_dir.name}  {what}")
+            continue
+        label = model_label(OmegaConf.to_container(cfg.model, resolve=True))
+        times = seen.get((cfg.method.name, cfg.dataset.name, label)) or seen.get((label,))
+        if times:
+            seconds = epochs * statistics.median(times)
+            todo_seconds += seconds
+            estimate = f"~{_duration(seconds)} ({epochs} epochs)"
+        else:
+            unknown += 1
+            estimate = f"{epochs} epochs, no time seen for {label}"
+        lines.append(f"  to run  {run_dir.name}  {what}  {estimate}")
+    n_todo = len(cfgs) - n_done
+    head = f"{len(cfgs)} jobs: {n_done} done, {n_todo} to run"
+    tail = f"estimate for the jobs to run: ~{_duration(todo_seconds)}, training only"
+    if unknown:
+        tail += f" ({unknown} with no per-epoch time seen, not counted)"
+    return "\n".join([head, *lines, tail if n_todo else "nothing to run"])
+
+
+def _swept(jobs: list[list[str]]) -> set[str]:
+    """Keys whose value differs between jobs."""
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for o in job:
+            k, _, v = o.partition("=")
+            values.setdefault(k, set()).add(v)
+    return {k for k, v in values.items() if len(v) > 1 or len(jobs) == 1}
