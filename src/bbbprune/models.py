@@ -17,7 +17,9 @@ from .errors import check_choice
 
 @dataclass(frozen=True)
 class LayerFactory:
-    """``linear(in, out)`` and ``conv(in, out, kernel, stride, padding)`` build prunable layers."""
+    """``linear(in, out)`` and ``conv(in, out, kernel, stride, padding)`` build prunable layers
+    (factories that take ``bias=``, ``dilation=`` and ``groups=`` keywords also serve any
+    torchvision network, bbbprune.nets.torchvision)."""
 
     linear: Callable[[int, int], nn.Module]
     conv: Callable[..., nn.Module]
@@ -92,6 +94,10 @@ ARCHITECTURES = ("mlp", "lenet5", "resnet20", "resnet18")
 
 def build_model(spec: dict, layers: LayerFactory) -> nn.Module:
     """Build the architecture described by ``spec`` (name, sizes, input_shape, n_classes)."""
+    if spec.get("source") == "torchvision":  # model=torchvision model.name=<any classifier>
+        from .nets.torchvision import build_torchvision
+
+        return build_torchvision(spec, layers)
     name = check_choice("model", spec["name"], ARCHITECTURES)
     dropout = float(spec.get("dropout", 0.0))
     if name in ("resnet20", "resnet18"):

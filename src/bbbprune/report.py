@@ -69,6 +69,12 @@ COLUMN_DEFINITIONS = {
     "float32 network's, batch 1 (below 1: the export is faster)",
     "latency_ratio_b256": "the same at batch 256",
     "seeds": "number of seeds (records) averaged in the row",
+    "extra_wall_s": "wall time (s) a run spent beyond training the network it started from "
+    "(train.init_from: fine-tuning epochs or a Laplace fit); 0 for a network trained from scratch",
+    "shrunk_params": "parameters of bbbprune.shrink(model): the pruned network with dead units "
+    "and channels physically removed (outputs equal to the masked network's)",
+    "shrunk_bytes": "bytes of that network's parameters and buffers, stored densely in float32",
+    "shrunk_latency_b1_ms": "median CPU forward time of that network at batch 1 (ms)",
 }
 
 
@@ -105,9 +111,12 @@ def experiment_jobs(cfg: DictConfig) -> list[DictConfig]:
 
 def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]:
     """Records and metrics of every job's run; the names of jobs not (yet) finished."""
-    records, runs, missing = [], [], []
+    records, runs, missing, seen = [], [], [], set()
     for job in jobs:
         run_dir = run_directory(job)
+        if run_dir in seen:  # two jobs of a sweep that name the same run: read it once
+            continue
+        seen.add(run_dir)
         metrics_file = run_dir / METRICS
         if not metrics_file.exists() or not read_json(metrics_file).get("finished"):
             missing.append(describe_missing(run_dir))

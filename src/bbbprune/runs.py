@@ -45,14 +45,16 @@ def _train_identity(cfg: DictConfig, train: dict) -> dict:
     unset, so that older runs keep their hash; when set it enters as the source run's name."""
     out = {k: v for k, v in train.items() if k not in TRAIN_KEYS_IGNORED and k != "init_from"}
     if train.get("init_from"):
-        from .pretrained import source_run_directory
+        from .pretrained import source_identity
 
-        out["init_from"] = source_run_directory(cfg).name
+        out["init_from"] = source_identity(cfg)
     return out
 
 
 def model_label(model_cfg) -> str:
     """A short name for an architecture: mlp-400-400, lenet5-20-50-500, resnet20-16-32-64."""
+    if model_cfg.get("source") == "torchvision":  # tv-resnet18
+        return f"tv-{model_cfg['name']}"
     if model_cfg["name"] == "mlp":
         return "mlp-" + "-".join(str(int(h)) for h in model_cfg["hidden"])
     if "widths" in model_cfg:  # resnet20-16-32-64

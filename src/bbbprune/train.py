@@ -29,7 +29,7 @@ from .export import export_measurements
 from .likelihoods import CATEGORICAL
 from .methods import Method, StepInfo, build_method
 from .models import build_model, count_parameters
-from .pretrained import initialise_from_run, source_run_directory
+from .pretrained import initialise_from
 from .prune import SCOPES, SCORE_FUNCTIONS, apply_masks, check_fraction, prune_model, sparsity
 from .runs import (
     CHECKPOINT,
@@ -174,7 +174,13 @@ def build(cfg: DictConfig, device: torch.device, log=print):
     spec = model_spec(cfg, data.input_shape, data.n_classes, method)
     model = build_model(spec, method.layer_factory())
     if cfg.train.get("init_from"):
-        initialise_from_run(model, source_run_directory(cfg))
+        initialise_from(model, cfg, spec)
+        method.on_init_from(model)
+    elif not method.trains:
+        raise UserError(
+            f"method={method.name} trains nothing: give train.init_from=<a trained run, its "
+            "method name (e.g. sgd), or a checkpoint / state-dict file>"
+        )
     return data, method, spec, model.to(device)
 
 
@@ -183,7 +189,9 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
     shard = setup_distributed(cfg.train.get("distributed", "auto"), resolve_device(cfg.device.name))
     device = shard.device
     data, method, spec, model = build(cfg, device, log)
-    optimizer = method.make_optimizer(model, instantiate(cfg.method.optimizer))
+    optimizer = (
+        method.make_optimizer(model, instantiate(cfg.method.optimizer)) if method.trains else None
+    )
     scheduler = instantiate(cfg.train.scheduler)(optimizer) if cfg.train.get("scheduler") else None
     shuffle = torch.Generator().manual_seed(int(cfg.seed) + 1)
     ckpt_path = run_dir / CHECKPOINT
@@ -193,7 +201,8 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         check_compatible(state, method, spec, ckpt_path)
         model.load_state_dict(state["model"])
         method.load_state_dict(state.get("method_state") or {})
-        optimizer.load_state_dict(state["optimizer"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], shuffle)
@@ -203,7 +212,44 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
     if shard.is_writer:
         write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
-    epochs = int(cfg.train.epochs)
+    def save(epoch: int) -> None:
+        """Write the checkpoint after ``epoch`` epochs, atomically."""
+        save_checkpoint(
+            ckpt_path,
+            {
+                "format": "bbbprune-checkpoint-1",
+                "method": method.name,
+                "model_spec": spec,
+                "model": model.state_dict(),
+                "method_state": method.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch,
+                "rng": _rng_state(shuffle),
+                "history": history,
+                "config": OmegaConf.to_container(cfg, resolve=True),
+            },
+        )
+
+    epochs = int(cfg.train.epochs) if method.trains else 0
+    if not method.trains and not history:  # a post-hoc method: fit the posterior, train nothing
+        t0 = time.perf_counter()
+        stats = method.fit_posterior(model, data, int(cfg.train.batch_size))
+        wall = time.perf_counter() - t0
+        val = method_metrics(method, model, data.x_val, data.y_val, "mean", data.likelihood)
+        history.append(
+            {
+                "epoch": 0,
+                "train_loss": None,
+                "train_accuracy": None,
+                **stats,
+                "val_accuracy": val["accuracy"],
+                "val_nll": val["nll"],
+                "wall_time_s": wall,
+            }
+        )
+        if shard.is_writer:
+            save(0)
     bar = tqdm(
         range(start_epoch, epochs),
         desc=run_dir.name[:40],
@@ -241,22 +287,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print) -> dict:
         bar.set_postfix(loss=f"{stats['train_loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
         if not shard.is_writer:
             continue
-        save_checkpoint(
-            ckpt_path,
-            {
-                "format": "bbbprune-checkpoint-1",
-                "method": method.name,
-                "model_spec": spec,
-                "model": model.state_dict(),
-                "method_state": method.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch + 1,
-                "rng": _rng_state(shuffle),
-                "history": history,
-                "config": OmegaConf.to_container(cfg, resolve=True),
-            },
-        )
+        save(epoch + 1)
 
     test = {
         mode: method_metrics(method, model, data.x_test, data.y_test, mode, data.likelihood)
@@ -348,6 +379,11 @@ def evaluate_pruning(
         ood_x = load_tensors(ood_cfg, device, log=log).x_test
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = read_json(run_dir / METRICS)
+    # time spent beyond training the network this run started from (fine-tuning, a Laplace
+    # fit); 0 for a network trained from scratch: it is the starting point
+    extra_wall = (
+        sum(h["wall_time_s"] for h in metrics["history"]) if run_cfg.train.get("init_from") else 0.0
+    )
     written = []
     for criterion, fraction, apply in todo:
         apply_masks(model, None)
@@ -376,6 +412,13 @@ def evaluate_pruning(
             if cfg.prune.get("measure_export")
             else {}
         )
+        if cfg.prune.get("measure_shrink"):  # bytes and latency of deploy.shrink(model)
+            from .deploy.shrink import shrink_measurements
+
+            exported = {
+                **exported,
+                **shrink_measurements(model, data.x_test[:256], int(cfg.prune.latency_repeats)),
+            }
         for mode in method.prediction_modes:
             result = uncertainty_metrics(method, model, data, ood_x, mode)
             result.update(validation_metrics(method, model, data, mode))
@@ -391,6 +434,7 @@ def evaluate_pruning(
                 "fraction": sp["sparsity"] if fraction is None else fraction,
                 "scope": scope,
                 "finetune_epochs": finetune,
+                "extra_wall_s": extra_wall,
                 "prediction": mode,
                 "samples": method.eval_samples if mode == "sampled" else 1,
                 "achieved_sparsity": sp["sparsity"],

@@ -33,6 +33,7 @@ class Method:
 
     criteria: tuple[str, ...] = ("magnitude", "random")
     prediction_modes: tuple[str, ...] = ("mean",)
+    trains: bool = True  # False: a post-hoc method (fit_posterior instead of training epochs)
     train_samples: int = 1  # Monte Carlo forward passes per training step
     eval_samples: int = 1  # forward passes averaged by the "sampled" prediction mode
 
@@ -59,6 +60,15 @@ class Method:
         numbers to log in that epoch's history (e.g. groups removed). State that must survive a
         resume belongs in the model's buffers, the optimizer state or ``state_dict``."""
         return {}
+
+    def on_init_from(self, model: nn.Module) -> None:
+        """Called once the point weights were copied from a trained network (train.init_from),
+        e.g. to set the initial posterior σ from them (MOPED)."""
+
+    def fit_posterior(self, model: nn.Module, data, batch_size: int) -> dict:
+        """A method that trains nothing (``trains = False``) fits its posterior to the trained
+        weights here, once, instead of the training epochs; returns numbers for the history."""
+        raise NotImplementedError
 
     def state_dict(self) -> dict:
         """Method state saved in the checkpoint beside the model (e.g. posterior snapshots)."""

@@ -1,0 +1,1 @@
+"""Deployment: physically smaller networks (shrink), complexity, export formats."""

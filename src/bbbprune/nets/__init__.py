@@ -1,0 +1,1 @@
+"""Networks: architectures, torchvision models and ``convert`` of any nn.Module."""
