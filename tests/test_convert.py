@@ -266,3 +266,15 @@ def test_import_bbbprune_stays_cheap():
     code = "import sys, bbbprune; assert 'torch' not in sys.modules; print(bbbprune.convert.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "bbbprune.nets.convert"
+
+
+@pytest.mark.slow
+def test_the_docs_conversion_example_runs_as_written(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "convert.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 7
+    exec(compile(code, "docs/convert.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == str(0.9000000179018464)

@@ -21,8 +21,21 @@ def _quiet(*_):
     return None
 
 
-def test_torchvision_stem_and_classifier_follow_the_dataset(smoke_cfg):
-    cfg = smoke_cfg("model=torchvision", "model.name=resnet18", "method=bbb")
+@pytest.fixture
+def tv_cfg(tmp_path, data_root):
+    """Like smoke_cfg, for model=torchvision (which has no model.hidden)."""
+    from conftest import compose_config, smoke_overrides
+
+    base = [o for o in smoke_overrides(tmp_path, data_root) if not o.startswith("model.")]
+
+    def make(*overrides):
+        return compose_config(base + ["model=torchvision", *overrides])
+
+    return make
+
+
+def test_torchvision_stem_and_classifier_follow_the_dataset(tv_cfg):
+    cfg = tv_cfg("model.name=resnet18", "method=bbb")
     data, method, spec, model = build(cfg, torch.device("cpu"), log=_quiet)
     assert spec["input_shape"] == [1, 28, 28] and spec["n_classes"] == 10
     assert model.conv1.weight_mu.shape == (64, 1, 7, 7) and model.conv1.stride == (1, 1)
@@ -35,8 +48,9 @@ def test_torchvision_stem_and_classifier_follow_the_dataset(smoke_cfg):
         torchvision_network({**spec, "name": "resnet19"})
 
 
-def test_init_from_a_state_dict_file_gives_the_same_network(smoke_cfg, tmp_path):
-    cfg = smoke_cfg("model=torchvision", "model.name=mobilenet_v2", "method=sgd")
+@pytest.mark.slow
+def test_init_from_a_state_dict_file_gives_the_same_network(tv_cfg, tmp_path):
+    cfg = tv_cfg("model.name=mobilenet_v2", "method=sgd")
     data, method, spec, _ = build(cfg, torch.device("cpu"), log=_quiet)
     torch.manual_seed(1)
     trained = plain_network(spec).eval()
@@ -48,8 +62,7 @@ def test_init_from_a_state_dict_file_gives_the_same_network(smoke_cfg, tmp_path)
     path = tmp_path / "mobilenet.pt"
     torch.save({"state_dict": trained.state_dict()}, path)
     for name in ("bbb", "svd"):
-        cfg = smoke_cfg(
-            "model=torchvision",
+        cfg = tv_cfg(
             "model.name=mobilenet_v2",
             f"method={name}",
             f"train.init_from={path}",
@@ -61,9 +74,11 @@ def test_init_from_a_state_dict_file_gives_the_same_network(smoke_cfg, tmp_path)
                 predict_outputs(model, x, "mean")[0], trained(x), atol=1e-4, rtol=0
             )
     # the file's bytes enter the run identity
-    assert "init_from" in str(run_directory(cfg)) or run_directory(cfg) != run_directory(
-        smoke_cfg("model=torchvision", "model.name=mobilenet_v2", "method=svd")
-    )
+    before = run_directory(cfg)
+    assert before != run_directory(tv_cfg("model.name=mobilenet_v2", "method=svd"))
+    trained.classifier[1].bias.data += 1
+    torch.save(trained.state_dict(), path)
+    assert run_directory(cfg) != before
 
 
 def test_a_state_dict_of_another_architecture_names_the_first_key(smoke_cfg, tmp_path):
@@ -83,7 +98,7 @@ def test_a_state_dict_of_another_architecture_names_the_first_key(smoke_cfg, tmp
 
 
 def test_cli_mismatching_file_is_one_line_exit_2(tmp_path, data_root):
-    from .conftest import smoke_overrides
+    from conftest import smoke_overrides
 
     path = tmp_path / "bad.pt"
     torch.save({"fc.weight": torch.zeros(2, 2)}, path)
@@ -108,6 +123,7 @@ def test_cli_mismatching_file_is_one_line_exit_2(tmp_path, data_root):
     ]
 
 
+@pytest.mark.slow
 def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
     """Every arm of the experiment on tiny data; the table renders their records."""
     from bbbprune.report import gather
