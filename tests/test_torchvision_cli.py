@@ -131,12 +131,11 @@ def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
     base = ["experiment=pretrained_to_pruned", "model.hidden=[32,16]", "prune.latency_repeats=2"]
     jobs = []
     for setup in ("mlp_mnist",):
-        for method, k in (("sgd", 1), ("laplace", 1), ("bbb_moped", 1), ("svd", 2)):
+        for method in ("sgd", "laplace", "bbb_moped", "svd_k5"):
             cfg = smoke_cfg(
                 *base,
                 f"pretrained_setup={setup}",
                 f"method={method}",
-                f"finetune_k={k}",
                 "dataset.val_size=50",
                 "dataset.train_subset=null",
             )
@@ -151,7 +150,7 @@ def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
         ("laplace", "snr", "mean"),
         ("bbb_moped", "snr", "mean"),
         ("bbb_moped", "snr", "sampled"),
-        ("svd", "log_alpha", "mean"),
+        ("svd_k5", "log_alpha", "mean"),
     }
     assert (df["shrunk_params"] > 0).all() and (df["shrunk_max_abs_diff"] < 1e-4).all()
     pruned = df[df["fraction"] == 0.9]
@@ -159,4 +158,4 @@ def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
     sgd = df[df["method"] == "sgd"]
     assert (sgd["extra_wall_s"] == 0).all()
     assert (df[df["method"] != "sgd"]["extra_wall_s"] > 0).all()
-    assert set(df[df["method"] == "svd"]["epochs"]) == {2}
+    assert set(df[df["method"] == "svd_k5"]["epochs"]) == {5}
