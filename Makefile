@@ -55,9 +55,10 @@ benchmark: $(STAMP)  ## trainer-overhead and BBB step-cost benchmarks (installs 
 benchmark-sweep: $(STAMP)  ## 4 jobs: joblib with 2 workers against serial (results/benchmarks_sweep.txt)
 	$(BIN)/python scripts/bench_sweep.py
 
-lint: $(STAMP)  ## ruff check and format check
+lint: $(STAMP)  ## ruff check and format check; the import layering (lint-imports)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports
 
 clean:  ## remove runs and caches (keeps data/ and results/)
 	rm -rf runs multirun outputs .pytest_cache

@@ -26,7 +26,7 @@ from torch import nn
 
 from bbbprune.layers import kl_divergence
 from bbbprune.methods import BayesByBackprop, Deterministic
-from bbbprune.models import build_model
+from bbbprune.nets.models import build_model
 
 D, H, C, BATCH, N_TRAIN = 784, 1200, 10, 128, 50_000
 ADAM: dict = {}

@@ -7,7 +7,7 @@ the dense float32 network, for pruned runs.
 CRITERION is a pruning criterion of the run's method (snr, magnitude, log_alpha, ...) or
 ``native`` (the method's own rule; FRACTION is then ignored). For every entry the script prunes
 the trained run, writes three files to a temporary folder and reloads each with the plain-torch
-loader (bbbprune.export_loader):
+loader (bbbprune.deploy.export_loader):
 
   * dense float32: the unpruned-format network, every weight stored (the baseline);
   * structured: the pruned network with dead inputs/units removed, weights dense;
@@ -17,7 +17,7 @@ loader (bbbprune.export_loader):
 It checks each file's predictions on the test set against the masked model, and times the three
 networks at batch 1 and 256, the three timed in turn within every repeat, reporting medians and
 ratios to dense. With OMP_NUM_THREADS=1 the time is the CPU time of the thread
-(bbbprune.export.latency_clock), which other processes on a shared machine do not inflate; the
+(bbbprune.deploy.export.latency_clock), which other processes on a shared machine do not inflate; the
 load average is printed all the same. Asserts nothing about time.
 """
 
@@ -31,18 +31,19 @@ from pathlib import Path
 
 import torch
 
-from bbbprune.data import load_tensors
-from bbbprune.export import (
+from bbbprune.data.tensors import load_tensors
+from bbbprune.deploy.export import (
     dense_reference_state,
     export_state,
     median_latency_ms,
     save_export,
 )
-from bbbprune.export_loader import load_exported
-from bbbprune.prune import apply_masks, prune_model, sparsity
-from bbbprune.runs import load_run
+from bbbprune.deploy.export_loader import load_exported
+from bbbprune.deploy.structured import kept_widths, shrink
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.pruning.masking import apply_masks, sparsity
+from bbbprune.run.checkpoints import load_run
 from bbbprune.storage import git_commit, write_text
-from bbbprune.structured import kept_widths, shrink
 
 DEFAULT_ENTRIES = ["runs/bbb-mnist-mlp-400-400-s0-7201112d8c:snr:0.98"]
 
@@ -129,7 +130,7 @@ def main() -> None:
         f"- torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
         f"load average before: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
         f"on {os.cpu_count()} cores",
-        "- files are torch.save dicts (bbbprune.export_loader); the dense float32 file stores every "
+        "- files are torch.save dicts (bbbprune.deploy.export_loader); the dense float32 file stores every "
         "weight and bias of the unpruned-format network; predictions compared on the 10,000 test "
         "images",
         "",

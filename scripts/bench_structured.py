@@ -5,7 +5,7 @@ and time it against the masked dense one.
                                                  [--fraction 0.9] [--repeats 50]
 
 Loads the trained run, applies its own pruning rule (``native``, e.g. Sparse VD's log α ≥ 3) or a
-criterion at a fraction, rebuilds it with ``bbbprune.structured.shrink`` (dead inputs, neurons and
+criterion at a fraction, rebuilds it with ``bbbprune.deploy.structured.shrink`` (dead inputs, neurons and
 filters removed, constants folded into biases), checks that the two give the same predictions on
 the test set, and prints the kept architecture and the median CPU latency at batch 1 and batch 256
 of both, side by side. Asserts nothing about time.
@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
-from bbbprune.complexity import median_latency_ms
-from bbbprune.data import load_tensors
+from bbbprune.data.tensors import load_tensors
+from bbbprune.deploy.complexity import median_latency_ms
+from bbbprune.deploy.structured import kept_widths, shrink
 from bbbprune.layers import prunable_layers
-from bbbprune.prune import apply_masks, prune_model
-from bbbprune.runs import load_run
-from bbbprune.structured import kept_widths, shrink
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.pruning.masking import apply_masks
+from bbbprune.run.checkpoints import load_run
 
 
 def main() -> None:

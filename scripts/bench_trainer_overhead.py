@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bbbprune.data import TensorData
+from bbbprune.data.tensors import TensorData
 from bbbprune.methods import Deterministic
-from bbbprune.models import build_model
-from bbbprune.train import run_epoch
+from bbbprune.nets.models import build_model
+from bbbprune.run.epoch import run_epoch
 
 N, D, H, C, BATCH = 50_000, 784, 400, 10, 128
 

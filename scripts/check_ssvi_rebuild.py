@@ -10,11 +10,11 @@ import sys
 
 import torch
 
-from bbbprune.data import load_tensors
+from bbbprune.data.tensors import load_tensors
+from bbbprune.deploy.structured import kept_widths, shrink
 from bbbprune.layers.spike_slab import spike_slab_layers
-from bbbprune.prune import apply_masks
-from bbbprune.runs import load_run
-from bbbprune.structured import kept_widths, shrink
+from bbbprune.pruning.masking import apply_masks
+from bbbprune.run.checkpoints import load_run
 
 
 def main(run_dir: str) -> None:

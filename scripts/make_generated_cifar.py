@@ -4,7 +4,7 @@
                                                      [--test 1000] [--seed 0]
 
 then train on them with ``experiment=kefan_cifar`` (its dataset.root points there). See
-bbbprune.generated_cifar for what the images are; they are not CIFAR-10.
+bbbprune.data.generated_cifar for what the images are; they are not CIFAR-10.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bbbprune.generated_cifar import write_generated_cifar
+from bbbprune.data.generated_cifar import write_generated_cifar
 
 
 def main() -> None:

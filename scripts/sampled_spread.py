@@ -16,10 +16,10 @@ import statistics
 
 import torch
 
-from bbbprune.data import load_tensors
-from bbbprune.evaluate import classification_metrics
-from bbbprune.prune import prune_model
-from bbbprune.runs import load_run
+from bbbprune.data.tensors import load_tensors
+from bbbprune.metrics import classification_metrics
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.run.checkpoints import load_run
 
 
 def main() -> None:

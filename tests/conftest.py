@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from bbbprune.data import IDX_FILES, _write_idx
+from bbbprune.data.registry import IDX_FILES, _write_idx
 
 
 def write_tiny_idx(folder: Path, n_train: int = 300, n_test: int = 100, seed: int = 0) -> None:

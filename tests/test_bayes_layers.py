@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bbbprune.layers import BayesConv2d, BayesLinear, kl_divergence, sampling
+from bbbprune.layers import BayesConv2d, BayesLinear, fused, kl_divergence, sampling
+from bbbprune.layers.priors import GaussianPrior, ScaleMixturePrior
 from bbbprune.methods import BayesByBackprop, StepInfo
 from bbbprune.methods.bbb import blundell_kl_weight
-from bbbprune.priors import GaussianPrior, ScaleMixturePrior
-from bbbprune.prune import prune_model, sparsity
+from bbbprune.pruning.criteria import prune_model
+from bbbprune.pruning.masking import sparsity
 
 
 def _net(rho_init=-3.0):
@@ -40,23 +41,77 @@ def test_sampled_weights_follow_the_reparameterisation():
     assert torch.equal(layer(x).T, layer.weight_mu.detach())  # evaluation: posterior mean
 
 
-@pytest.mark.parametrize("local_reparam", [False, True])
-def test_pruned_weights_are_exactly_zero_in_sampled_and_mean_passes(local_reparam):
+def _partial_mask(shape, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(shape, generator=g) > 0.4).float()
+    mask.view(shape[0], -1)[:, 2] = 0  # input 2 pruned from every unit
+    return mask
+
+
+@pytest.mark.parametrize("path", ["eager", "fused"])
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_pruned_weights_are_exactly_zero_in_sampled_and_mean_passes(path, kind):
+    """At partial sparsity, every weight a sampled forward pass uses is 0 where the mask is 0 and
+    a draw of N(μ, σ²) where it is 1. One-hot inputs without bias make the output the weights
+    themselves: out[i] = W e_i (linear) or the kernel entry under the one-hot pixel (conv)."""
+    if path == "fused" and not fused.available():
+        pytest.skip("no C compiler for the kernel")
     torch.manual_seed(0)
-    layer = BayesLinear(6, 3, GaussianPrior(1.0), rho_init=1.0, local_reparam=local_reparam)
-    mask = torch.ones(3, 6)
-    mask[:, 2] = 0  # input 2 pruned from every unit
+    prior = GaussianPrior(1.0)
+    fuse = path == "fused"
+    if kind == "linear":
+        layer = BayesLinear(8, 5, prior, bias=False, rho_init=0.5, fused=fuse)
+        probe = torch.eye(8)
+    else:
+        layer = BayesConv2d(2, 3, 3, prior, bias=False, rho_init=0.5, fused=fuse)
+        probe = torch.eye(18).reshape(18, 2, 3, 3)
+    mask = _partial_mask(layer.weight_mu.shape)
+    assert 0 < mask.mean() < 1
     layer.set_weight_mask(mask)
-    x = torch.zeros(5, 6)
-    x[:, 2] = 100.0  # only the pruned input is active
-    for mode in (True, False):
-        with sampling(layer, mode), torch.no_grad():
-            bias_only = layer(torch.zeros(5, 6))
-            out = layer(x)
-        if mode:  # sampled passes draw fresh biases: compare the spread, not values
-            assert out.abs().max() < 10.0, "a pruned weight leaked noise into the output"
-        else:
-            assert torch.equal(out, bias_only)
+    flat_mask = mask.reshape(mask.shape[0], -1).T.bool()  # (inputs, units) like the output
+    with sampling(layer, True), torch.no_grad():
+        draws = torch.stack([layer(probe).reshape(len(probe), -1) for _ in range(4000)])
+    assert torch.count_nonzero(draws[:, ~flat_mask]) == 0  # exactly zero, every draw
+    kept = draws[:, flat_mask]
+    assert torch.count_nonzero(kept) == kept.numel()
+    mu = layer.weight_mu.detach().reshape(mask.shape[0], -1).T[flat_mask]
+    sigma = F.softplus(torch.tensor(0.5)).item()
+    assert torch.allclose(kept.mean(0), mu, atol=5 * sigma / math.sqrt(4000))
+    assert torch.allclose(kept.std(0), torch.full_like(mu, sigma), rtol=0.1)
+    # the draws the layer reports for the KL path are masked the same way
+    with sampling(layer, True), torch.no_grad():
+        w, _ = layer._weights()
+    assert torch.count_nonzero(w[mask == 0]) == 0 and torch.count_nonzero(w[mask == 1]) > 0
+    layer.eval()
+    with torch.no_grad():
+        expected = (layer.weight_mu * mask).reshape(mask.shape[0], -1).T
+        assert torch.equal(layer(probe).reshape(len(probe), -1), expected)
+
+
+def test_local_reparameterisation_uses_the_masked_weights_exactly():
+    """Local reparameterisation (Kingma et al. 2015, Eq. 6) samples b ~ N(x(μ∘m)ᵀ + μ_b,
+    x²(σ²∘m)ᵀ + σ_b²): with the same normal draws, the output equals that computation with the
+    pruned weights, at partial sparsity; and an input feeding only pruned weights changes
+    nothing."""
+    torch.manual_seed(0)
+    layer = BayesLinear(8, 5, GaussianPrior(1.0), rho_init=0.5, local_reparam=True)
+    mask = _partial_mask(layer.weight_mu.shape)
+    layer.set_weight_mask(mask)
+    x = torch.randn(64, 8)
+    with sampling(layer, True), torch.no_grad():
+        torch.manual_seed(7)
+        out = layer(x)
+        x_moved = x.clone()
+        x_moved[:, 2] = 100.0  # input 2 feeds only pruned weights
+        torch.manual_seed(7)
+        out_moved = layer(x_moved)
+    torch.manual_seed(7)
+    z = torch.randn(64, 5)
+    mu, sigma2 = layer.weight_mu.detach() * mask, F.softplus(layer.weight_rho.detach()) ** 2
+    mean = x @ mu.T + layer.bias_mu.detach()
+    var = x.square() @ (sigma2 * mask).T + F.softplus(layer.bias_rho.detach()) ** 2
+    torch.testing.assert_close(out, mean + var.sqrt() * z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_moved, out, atol=1e-5, rtol=1e-5)
 
 
 def test_rho_zero_is_not_pruning():

@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from bbbprune.methods import build_method
-from bbbprune.report import sweep_overrides
-from bbbprune.runs import run_directory
+from bbbprune.report.jobs import sweep_overrides
+from bbbprune.run.identity import run_directory
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -21,7 +21,9 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["method", "dataset", "model", "device", "scale", "experiment"])
+@pytest.mark.parametrize(
+    "group", ["method", "dataset", "model", "device", "scale", "experiment", "logger"]
+)
 def test_every_option_composes(group):
     for option in options(group):
         cfg = compose_config([f"{group}={option}"])
@@ -37,7 +39,29 @@ def test_every_option_composes(group):
                 assert callable(instantiate(cfg.method.optimizer))
 
 
-@pytest.mark.parametrize("experiment", options("experiment"))
+# the largest sweeps (5-25 s each to compose on 2 cores) run with make test-all only
+LARGE_SWEEPS = {
+    "blundell_prior_grid",
+    "blundell_table1",
+    "blundell_table1_paper",
+    "blundell_table2",
+    "blundell_table2_seeds",
+    "calibration_fmnist",
+    "calibration_mnist",
+    "kefan_lenet5_full",
+    "kefan_mlp",
+    "prasad",
+    "saha_simulated",
+}
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    [
+        pytest.param(e, marks=pytest.mark.slow) if e in LARGE_SWEEPS else e
+        for e in options("experiment")
+    ],
+)
 def test_experiment_sweeps_expand_to_distinct_runs(experiment):
     cfg = compose_config([f"experiment={experiment}"])
     assert cfg.table.name.startswith(experiment.split("_paper")[0])

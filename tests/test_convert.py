@@ -247,7 +247,7 @@ def test_shrink_removes_unread_channels_exactly():
 
 def test_shrink_uses_the_handwritten_rebuild_for_bbbprune_networks():
     from bbbprune.methods import Deterministic
-    from bbbprune.models import MLP
+    from bbbprune.nets.models import MLP
 
     torch.manual_seed(0)
     net = MLP(Deterministic("sgd").layer_factory(), 20, [8, 6], 3).eval()

@@ -12,8 +12,9 @@ import pytest
 import torch
 from conftest import compose_config, smoke_overrides
 
-from bbbprune import data as data_mod
-from bbbprune.data import IDX_FILES, load_tensors, provision
+from bbbprune.data import registry as data_mod
+from bbbprune.data.registry import IDX_FILES, provision
+from bbbprune.data.tensors import load_tensors
 from bbbprune.errors import UserError
 from bbbprune.storage import sha256_file
 

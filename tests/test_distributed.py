@@ -13,9 +13,10 @@ import torch
 from conftest import compose_config, smoke_overrides
 from hydra.utils import instantiate
 
-from bbbprune.distributed import Shard, setup
 from bbbprune.errors import UserError
-from bbbprune.train import build, run_epoch, train
+from bbbprune.run.distributed import Shard, setup
+from bbbprune.run.epoch import run_epoch
+from bbbprune.run.loop import build, train
 
 
 def test_shards_partition_every_minibatch():
@@ -57,6 +58,7 @@ def test_distributed_modes_are_checked(monkeypatch):
         setup("false", torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_matches_one_process(tmp_path, data_root):
     """Global batch 32 → 16 examples per rank; DDP averages the two shard gradients, which is
     the global-batch gradient (n_train = 250: the last batch of 26 splits 13/13 too). Plain

@@ -11,18 +11,19 @@ import torch
 from conftest import compose_config  # noqa: F401
 from hydra.utils import instantiate
 
-import bbbprune.train as train_mod
-from bbbprune.data import load_tensors
+import bbbprune.run.loop as train_mod
+from bbbprune.data.tensors import load_tensors
 from bbbprune.errors import UserError
-from bbbprune.groups import expand_groups, group_axis, group_sum
 from bbbprune.layers import MaskedConv2d, MaskedLinear, prunable_layers
 from bbbprune.methods import StepInfo, build_method
 from bbbprune.methods.emmcmc import EMMCMC, snapshot_epochs
-from bbbprune.models import build_model
-from bbbprune.runs import run_directory
-from bbbprune.samplers import PreconditionedSGHMC, cyclic_cosine
+from bbbprune.methods.emmcmc_groups import expand_groups, group_axis, group_sum
+from bbbprune.methods.emmcmc_samplers import PreconditionedSGHMC, cyclic_cosine
+from bbbprune.nets.models import build_model
+from bbbprune.run.epoch import run_epoch
+from bbbprune.run.identity import run_directory
+from bbbprune.run.loop import train
 from bbbprune.storage import load_checkpoint
-from bbbprune.train import run_epoch, train
 
 MU = torch.tensor([1.0, -2.0])
 COV = torch.tensor([[1.0, 0.8], [0.8, 2.0]])
@@ -44,7 +45,14 @@ def _sample_gaussian(temperature: float, chains: int = 1000, steps: int = 2000, 
     return torch.cat(kept)
 
 
-@pytest.mark.parametrize("temperature,power", [(1.0, 0.5), (0.5, 0.5), (1.0, 0.0)])
+@pytest.mark.parametrize(
+    "temperature,power",
+    [
+        pytest.param(1.0, 0.5, marks=pytest.mark.slow),
+        (0.5, 0.5),
+        pytest.param(1.0, 0.0, marks=pytest.mark.slow),
+    ],
+)
 def test_sampler_recovers_mean_and_covariance_of_a_correlated_gaussian(temperature, power):
     """power 0.5: the adaptive (Adam-like) preconditioner; power 0: plain SGHMC (P = I)."""
     s = _sample_gaussian(temperature, power=power)

@@ -12,8 +12,8 @@ import torch
 from bbbprune.errors import UserError
 from bbbprune.layers import MaskedConv2d, MaskedLinear, prunable_layers
 from bbbprune.methods.emmcmc import EMMCMC
-from bbbprune.models import build_model
-from bbbprune.samplers import PreconditionedSGHMC
+from bbbprune.methods.emmcmc_samplers import PreconditionedSGHMC
+from bbbprune.nets.models import build_model
 
 DECAYS = {"output": {"scale": 0.1}, "net.1": {"slab": 0.02, "spike": 0.8}}
 

@@ -20,7 +20,7 @@ from conftest import compose_config, smoke_overrides, write_tiny_idx
 
 from bbbprune import storage
 from bbbprune.errors import UserError
-from bbbprune.train import train
+from bbbprune.run.loop import train
 
 EPOCHS = 6
 TRIALS = 5  # kills; trials 1 and 3 land inside a checkpoint write

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from bbbprune.layers import BayesLinear, fused, sampling
-from bbbprune.priors import LOG_SQRT_2PI, GaussianPrior, ScaleMixturePrior
+from bbbprune.layers.priors import LOG_SQRT_2PI, GaussianPrior, ScaleMixturePrior
 
 pytestmark = pytest.mark.skipif(not fused.available(), reason="no C compiler for the kernel")
 

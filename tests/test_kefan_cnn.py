@@ -7,13 +7,13 @@ import pytest
 import torch
 from conftest import compose_config
 
-from bbbprune.data import provision
-from bbbprune.generated_cifar import write_generated_cifar
-from bbbprune.runs import load_run
+from bbbprune.data.generated_cifar import write_generated_cifar
+from bbbprune.data.registry import provision
+from bbbprune.deploy.structured import shrink
+from bbbprune.deploy.structured_resnet import SlimResNet
+from bbbprune.run.checkpoints import load_run
+from bbbprune.run.loop import train
 from bbbprune.storage import read_json
-from bbbprune.structured import shrink
-from bbbprune.structured_resnet import SlimResNet
-from bbbprune.train import train
 
 
 def kefan_cifar_cfg(tmp_path, *extra):

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from bbbprune.errors import UserError
-from bbbprune.likelihoods import CATEGORICAL
+from bbbprune.evaluation.records import RECORDS
+from bbbprune.layers.likelihoods import CATEGORICAL
 from bbbprune.methods import LaplacePosterior
-from bbbprune.runs import RECORDS
-from bbbprune.train import train
+from bbbprune.run.loop import train
 
 
 def _quiet(*_):
@@ -73,7 +73,11 @@ def test_laplace_runs_from_the_cli_config_on_a_trained_run(smoke_cfg):
     import json
 
     records = {p.name: json.loads(p.read_text()) for p in (run_dir / RECORDS).glob("*.json")}
-    assert set(records) == {"snr_0.0000_global_mean.json", "snr_0.9000_global_mean.json"}
+    own = {name for name in records if name.startswith("snr_")}
+    assert own == {"snr_0.0000_global_mean.json", "snr_0.9000_global_mean.json"}
+    # the matched-sparsity controls (prune.controls) stand beside the pruned snr record
+    controls = {name for name in records if "-vs-snr_" in name}
+    assert controls == {f"{c}-vs-snr_0.9000_global_mean.json" for c in cfg.prune.controls}
     rec = records["snr_0.9000_global_mean.json"]
     assert rec["kept"] == rec["prunable"] - round(0.9 * rec["prunable"])
     assert rec["extra_wall_s"] > 0

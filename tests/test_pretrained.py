@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from bbbprune.errors import UserError
-from bbbprune.evaluate import predict_outputs
-from bbbprune.pretrained import initialise_from_run, source_run_directory
-from bbbprune.runs import load_run, run_directory
-from bbbprune.train import build, train
+from bbbprune.layers.predict import predict_outputs
+from bbbprune.run.checkpoints import load_run
+from bbbprune.run.identity import run_directory, source_run_directory
+from bbbprune.run.init_from import initialise_from_run
+from bbbprune.run.loop import build, train
 
 
 def _quiet(*_):

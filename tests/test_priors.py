@@ -10,7 +10,7 @@ from torch.distributions import Normal, kl_divergence
 
 from bbbprune.errors import UserError
 from bbbprune.layers import BayesLinear
-from bbbprune.priors import GaussianPrior, ScaleMixturePrior, build_prior
+from bbbprune.layers.priors import GaussianPrior, ScaleMixturePrior, build_prior
 
 
 def test_gaussian_log_prob_matches_torch():

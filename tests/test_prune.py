@@ -8,14 +8,8 @@ from torch import nn
 
 from bbbprune.errors import UserError
 from bbbprune.layers import MaskedLinear
-from bbbprune.prune import (
-    apply_masks,
-    magnitude_scores,
-    masks_from_scores,
-    prune_model,
-    random_scores,
-    sparsity,
-)
+from bbbprune.pruning.criteria import magnitude_scores, prune_model, random_scores
+from bbbprune.pruning.masking import apply_masks, masks_from_scores, sparsity
 
 
 def test_global_mask_removes_the_lowest_scores_across_layers():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bbbprune.report import _fmt, network_order, render_table, sweep_overrides
+from bbbprune.report.jobs import sweep_overrides
+from bbbprune.report.render import _fmt, network_order, render_table
 
 
 def test_seed_aggregation_is_mean_and_sample_std():
     # values 1, 2, 4: mean 7/3, sample std sqrt(((−4/3)² + (−1/3)² + (5/3)²) / 2) = sqrt(7/3)
     assert _fmt([1.0, 2.0, 4.0], "{:.4f}") == "2.3333 ± 1.5275"
-    assert _fmt([1.5], "{:.2f}") == "1.50"
+    assert _fmt([1.5], "{:.2f}") == "1.50†"  # one seed only
     assert _fmt([], "{:.2f}") == "–"
 
 
@@ -64,7 +65,7 @@ def test_cells_pair_ours_with_the_published_number():
         ],
     }
     table = render_table(spec, df)
-    assert table.splitlines()[-1] == "| BBB | 1.50 / 1.24 | 1.80 ± 0.14 / 1.24 | – / 1.29 |"
+    assert table.splitlines()[-1] == "| BBB | 1.50† / 1.24 | 1.80 ± 0.14 / 1.24 | – / 1.29 |"
 
 
 def test_a_pipe_inside_a_cell_does_not_split_it():
@@ -72,7 +73,7 @@ def test_a_pipe_inside_a_cell_does_not_split_it():
     many unescaped separators as the header."""
     import re
 
-    from bbbprune.report import markdown_row
+    from bbbprune.report.render import markdown_row
 
     row = markdown_row(["compression |W|/|W≠0|", "by |μ|", 3])
     assert row == "| compression \\|W\\|/\\|W≠0\\| | by \\|μ\\| | 3 |"

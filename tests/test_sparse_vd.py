@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from conftest import compose_config
 from torch import nn
 
+from bbbprune.deploy.structured import kept_widths, shrink, shrink_lenet5, shrink_mlp
 from bbbprune.errors import UserError
 from bbbprune.layers import BayesLinear, MaskedConv2d, MaskedLinear, sampling
+from bbbprune.layers.priors import GaussianPrior
 from bbbprune.layers.sparse_vd import (
     K1,
     Conv2dSVD,
@@ -24,11 +26,11 @@ from bbbprune.layers.sparse_vd import (
 )
 from bbbprune.methods import SparseVD, StepInfo, build_method
 from bbbprune.methods.sparse_vd import kl_warmup_weight
-from bbbprune.models import MLP, LayerFactory, LeNet5, build_model, count_parameters
-from bbbprune.priors import GaussianPrior
-from bbbprune.prune import log_alpha_scores, masks_from_scores, prune_model, sparsity
-from bbbprune.sparsify import apply_threshold, compression, threshold_masks
-from bbbprune.structured import kept_widths, shrink, shrink_lenet5, shrink_mlp
+from bbbprune.nets.factory import LayerFactory
+from bbbprune.nets.models import MLP, LeNet5, build_model, count_parameters
+from bbbprune.pruning.criteria import log_alpha_scores, prune_model
+from bbbprune.pruning.masking import masks_from_scores, sparsity
+from bbbprune.pruning.thresholds import apply_threshold, compression, threshold_masks
 
 
 def expected_log_abs_eps(log_alpha: float, step: float = 2e-5) -> float:

@@ -13,21 +13,17 @@ from conftest import compose_config
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
+from bbbprune.data.simulated import generate, importances, link, signal_std
+from bbbprune.deploy.structured import removed_units, shrink
 from bbbprune.errors import UserError
 from bbbprune.layers import sampling
-from bbbprune.layers.spike_slab import (
-    SpikeSlabConv2d,
-    SpikeSlabLinear,
-    bernoulli_kl,
-    gaussian_kl,
-    pip_masks,
-)
-from bbbprune.likelihoods import Gaussian, build_likelihood
+from bbbprune.layers.likelihoods import Gaussian, build_likelihood
+from bbbprune.layers.spike_slab import SpikeSlabConv2d, SpikeSlabLinear, bernoulli_kl, gaussian_kl
 from bbbprune.methods import SpikeSlabVI, StepInfo, build_method
-from bbbprune.models import MLP, build_model
-from bbbprune.prune import apply_masks, pip_scores, prune_model, sparsity
-from bbbprune.simulated import generate, importances, link, signal_std
-from bbbprune.structured import removed_units, shrink
+from bbbprune.nets.models import MLP, build_model
+from bbbprune.pruning.criteria import pip_scores, prune_model
+from bbbprune.pruning.masking import apply_masks, sparsity
+from bbbprune.pruning.thresholds import pip_masks
 
 
 def test_bernoulli_kl_matches_torch_distributions():
@@ -241,7 +237,7 @@ def _simulated_cfg(tmp_path, *overrides):
 
 
 def test_simulated_dataset_loads_with_a_gaussian_likelihood(tmp_path):
-    from bbbprune.data import load_tensors
+    from bbbprune.data.tensors import load_tensors
 
     cfg = _simulated_cfg(tmp_path, "dataset.D=7", "dataset.n_train=50")
     data = load_tensors(cfg.dataset)
@@ -262,9 +258,9 @@ def test_gaussian_likelihood_against_closed_form():
 
 
 def test_ssvi_regression_end_to_end(tmp_path):
-    from bbbprune.runs import RECORDS
+    from bbbprune.evaluation.records import RECORDS
+    from bbbprune.run.loop import train
     from bbbprune.storage import read_json
-    from bbbprune.train import train
 
     cfg = _simulated_cfg(
         tmp_path,
@@ -282,7 +278,8 @@ def test_ssvi_regression_end_to_end(tmp_path):
 
 
 def test_node_sweep_masks_keep_the_best_hidden_neurons_and_no_input_is_touched():
-    from bbbprune.node_sweep import hidden_kept, node_masks, node_scores
+    from bbbprune.evaluation.node_sweep import hidden_kept
+    from bbbprune.pruning.nodes import node_masks, node_scores
 
     _, model = _random_pip_mlp()
     masks = node_masks(model, 0.5)

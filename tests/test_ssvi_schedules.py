@@ -1,4 +1,4 @@
-"""SS-VI (issue 6): the conditional prediction of a pruned network (the posterior mean of the
+"""SS-VI: the conditional prediction of a pruned network (the posterior mean of the
 submodel its mask selects), the straight-through indicators and the temperature / KL schedules."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import compose_config
 
+from bbbprune.deploy.structured import shrink
 from bbbprune.errors import UserError
 from bbbprune.layers.spike_slab import SpikeSlabLinear
 from bbbprune.methods import SpikeSlabVI, StepInfo, build_method
-from bbbprune.models import MLP
-from bbbprune.prune import apply_masks
-from bbbprune.structured import shrink
+from bbbprune.nets.models import MLP
+from bbbprune.pruning.masking import apply_masks
 
 
 def _mlp_with_pips(seed=1):

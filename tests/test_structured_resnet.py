@@ -7,14 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from bbbprune.complexity import compression_summary, count_macs, count_weights
-from bbbprune.generated_cifar import write_generated_cifar
+from bbbprune.data.generated_cifar import write_generated_cifar
+from bbbprune.deploy.complexity import compression_summary, count_macs, count_weights
+from bbbprune.deploy.primitives import SelectFeatures
+from bbbprune.deploy.structured import kept_widths, shrink
+from bbbprune.deploy.structured_resnet import ScatterConv, SlimResNet
 from bbbprune.layers import prunable_layers
 from bbbprune.methods.deterministic import Deterministic
-from bbbprune.models import build_model
-from bbbprune.resnets import CifarResNet
-from bbbprune.structured import SelectFeatures, kept_widths, shrink
-from bbbprune.structured_resnet import ScatterConv, SlimResNet
+from bbbprune.nets.models import build_model
+from bbbprune.nets.resnets import CifarResNet
 
 FACTORY = Deterministic("sgd").layer_factory()
 RESNET20 = {"name": "resnet20", "widths": [16, 32, 64], "blocks": [3, 3, 3], "shortcut": "A"}
@@ -151,7 +152,7 @@ def test_lenet5_filter_pruning_is_physical():
 
 
 def test_generated_cifar_batches_load_through_the_real_reader(tmp_path):
-    from bbbprune.data import _cifar_tensors
+    from bbbprune.data.tensors import _cifar_tensors
 
     folder = write_generated_cifar(tmp_path, per_batch=30, n_test=20, seed=0)
     x, y = _cifar_tensors(folder, train=True)

@@ -11,8 +11,8 @@ import pytest
 from conftest import compose_config, smoke_overrides
 from test_cli import run
 
-from bbbprune.launchers import resume_if_requeued
-from bbbprune.report import gather
+from bbbprune.report.gather import gather
+from bbbprune.run.launchers import resume_if_requeued
 
 
 def finished_runs(runs: Path) -> list[Path]:

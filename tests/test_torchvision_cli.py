@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from bbbprune.errors import UserError
-from bbbprune.evaluate import predict_outputs
+from bbbprune.layers.predict import predict_outputs
 from bbbprune.nets.torchvision import torchvision_network
-from bbbprune.pretrained import plain_network
-from bbbprune.runs import run_directory
-from bbbprune.train import build, train
+from bbbprune.run.identity import run_directory
+from bbbprune.run.init_from import plain_network
+from bbbprune.run.loop import build, train
 
 
 def _quiet(*_):
@@ -126,7 +126,7 @@ def test_cli_mismatching_file_is_one_line_exit_2(tmp_path, data_root):
 @pytest.mark.slow
 def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
     """Every arm of the experiment on tiny data; the table renders their records."""
-    from bbbprune.report import gather
+    from bbbprune.report.gather import gather
 
     base = ["experiment=pretrained_to_pruned", "model.hidden=[32,16]", "prune.latency_repeats=2"]
     jobs = []

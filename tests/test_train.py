@@ -8,11 +8,15 @@ import json
 import pytest
 import torch
 
-import bbbprune.train as train_mod
+import bbbprune.run.loop as train_mod
+import bbbprune.run.prune_run as prune_mod
 from bbbprune.errors import UserError
-from bbbprune.runs import load_run, run_directory
+from bbbprune.run.checkpoints import load_run
+from bbbprune.run.epoch import TrainingDiverged
+from bbbprune.run.identity import run_directory
+from bbbprune.run.loop import train
+from bbbprune.run.prune_run import prune_run
 from bbbprune.storage import load_checkpoint
-from bbbprune.train import evaluate_pruning, train
 
 
 def _metrics(run_dir):
@@ -106,7 +110,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(smoke
     run_dir = train(cfg, log=lambda *_: None)
     good = load_checkpoint(run_dir / "checkpoint.pt")
     bad = smoke_cfg("method=sgd", "train.epochs=1", "method.optimizer.lr=1e30", "seed=5")
-    with pytest.raises(train_mod.TrainingDiverged, match="diverged at epoch 1"):
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 1"):
         train(bad, log=lambda *_: None)
     assert not (run_directory(bad) / "checkpoint.pt").exists()
     assert torch.equal(
@@ -143,20 +147,20 @@ def test_finished_run_is_not_trained_again(smoke_cfg, monkeypatch):
 def test_prune_command_writes_a_record_with_the_exact_fraction(smoke_cfg):
     run_dir = train(smoke_cfg("method=bbb"), log=lambda *_: None)
     cfg = smoke_cfg("prune.criterion=snr", "prune.fraction=0.75")
-    recs = evaluate_pruning(run_dir, cfg, ["snr"], [0.75], overwrite=True, log=lambda *_: None)
+    recs = prune_run(run_dir, cfg, ["snr"], [0.75], overwrite=True, log=lambda *_: None)
     assert {r["prediction"] for r in recs} == {"mean", "sampled"}
     _, _, model, _ = load_run(run_dir)
     prunable = sum(m.weight_mu.numel() for m in model.modules() if hasattr(m, "weight_mu"))
     assert all(r["achieved_sparsity"] == round(0.75 * prunable) / prunable for r in recs)
     with pytest.raises(UserError, match="does not apply to method sgd"):
         sgd_dir = train(smoke_cfg("method=sgd"), log=lambda *_: None)
-        evaluate_pruning(sgd_dir, cfg, ["snr"], [0.5], log=lambda *_: None)
+        prune_run(sgd_dir, cfg, ["snr"], [0.5], log=lambda *_: None)
 
 
 def test_finetuning_keeps_pruned_weights_at_zero(smoke_cfg):
     run_dir = train(smoke_cfg("method=sgd"), log=lambda *_: None)
     cfg = smoke_cfg("prune.finetune_epochs=1")
-    real = train_mod.finetune_model
+    real = prune_mod.finetune_model
     seen = {}
 
     def spy(model, *args):
@@ -167,11 +171,11 @@ def test_finetuning_keeps_pruned_weights_at_zero(smoke_cfg):
             if getattr(m, "weight_mask", None) is not None
         )
 
-    train_mod.finetune_model = spy
+    prune_mod.finetune_model = spy
     try:
-        recs = evaluate_pruning(run_dir, cfg, ["magnitude"], [0.9], log=lambda *_: None)
+        recs = prune_run(run_dir, cfg, ["magnitude"], [0.9], log=lambda *_: None)
     finally:
-        train_mod.finetune_model = real
+        prune_mod.finetune_model = real
     assert seen["masked_nonzero"] == 0
     assert recs[0]["finetune_epochs"] == 1 and recs[0]["achieved_sparsity"] == pytest.approx(
         0.9, abs=1e-3
@@ -209,8 +213,8 @@ def test_records_carry_the_validation_error_and_are_kept_unless_overwritten(smok
     last_val = _metrics(run_dir)["history"][-1]["val_accuracy"]
     assert rec["val_accuracy"] == pytest.approx(last_val)
     assert rec["val_error"] == pytest.approx(100 * (1 - last_val))
-    assert evaluate_pruning(run_dir, cfg, ["magnitude"], [0.0], log=lambda *_: None) == []
-    again = evaluate_pruning(
+    assert prune_run(run_dir, cfg, ["magnitude"], [0.0], log=lambda *_: None) == []
+    again = prune_run(
         run_dir, smoke_cfg("prune.overwrite=true"), ["magnitude"], [0.0], log=lambda *_: None
     )
     assert [r["val_error"] for r in again if r["prediction"] == "mean"] == [rec["val_error"]]

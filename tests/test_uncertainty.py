@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bbbprune.evaluate import calibration_metrics, ood_metrics, predictive_entropy
-from bbbprune.report import render_grouped_table
-from bbbprune.train import train
+from bbbprune.metrics import calibration_metrics, ood_metrics, predictive_entropy
+from bbbprune.report.render import render_grouped_table
+from bbbprune.run.loop import train
 
 
 def _log(rows):

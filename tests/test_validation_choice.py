@@ -1,4 +1,4 @@
-"""Choosing a configuration on validation under constraints (bbbprune.validation_choice): the
+"""Choosing a configuration on validation under constraints (bbbprune.report.choice): the
 lowest score among the groups whose checks all pass, checked on hand-made records."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bbbprune.validation_choice import CHOSEN, choose, render_choice_table
+from bbbprune.report.choice import CHOSEN, choose, render_choice_table
 
 SPEC = {
     "group_by": "prior",

@@ -21,16 +21,18 @@ commands:
   prune   prune a trained run:  run=<run dir> prune.criterion=snr prune.fraction=0.9
   export  write a deployable pruned model (sparse / physically smaller, plain-torch loadable):
           run=<run dir> prune.criterion=snr prune.fraction=0.98 [export.layout=auto|sparse|dense]
-          [export.path=model.pt]
+          [export.path=model.pt] [export.format=pt|safetensors|onnx] [export.posterior=true]
   table   gather records into results/<experiment>.md:  experiment=<name>
+          [logger=mlflow: the table and figures as artifacts of the experiment's parent run]
   data    provision a dataset:  dataset=mnist|fmnist|cifar10
 
+Tracking (train): logger=csv|tensorboard|mlflow, or several: logger=[csv,tensorboard,mlflow].
 Hydra options work after the command: -m (multirun sweep), --cfg job, --help."""
 
 
 def cmd_train(cfg: DictConfig) -> None:
-    from .launchers import resume_if_requeued
-    from .train import train
+    from .run.launchers import resume_if_requeued
+    from .run.loop import train
 
     train(resume_if_requeued(cfg))
 
@@ -38,11 +40,11 @@ def cmd_train(cfg: DictConfig) -> None:
 def cmd_prune(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from .train import evaluate_pruning
+    from .run.prune_run import prune_run
 
     if not cfg.run:
         raise UserError("bbbprune prune needs run=<run directory> (see runs/)")
-    recs = evaluate_pruning(
+    recs = prune_run(
         Path(cfg.run), cfg, [cfg.prune.criterion], [cfg.prune.fraction], overwrite=True
     )
     for r in recs:
@@ -55,18 +57,24 @@ def cmd_prune(cfg: DictConfig) -> None:
 def cmd_export(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from .export import export_run
+    import torch
+
+    from .deploy.export import export_run
+    from .run.checkpoints import load_run
 
     if not cfg.run:
         raise UserError("bbbprune export needs run=<run directory> (see runs/)")
     info = export_run(
         Path(cfg.run),
+        load_run(Path(cfg.run), torch.device("cpu")),
         cfg.prune.criterion,
         float(cfg.prune.fraction),
         cfg.export.layout,
         cfg.export.path,
         scope=cfg.prune.scope,
         seed=int(cfg.prune.seed),
+        fmt=cfg.export.get("format", "pt"),
+        posterior=bool(cfg.export.get("posterior", False)),
     )
     print(
         f"wrote {info['path']}: {info['export_bytes']:,} bytes, "
@@ -75,18 +83,26 @@ def cmd_export(cfg: DictConfig) -> None:
         f"{'-'.join(map(str, info['kept_widths']))}; test error {info['error']:.2f} % "
         f"(max |logit difference| from the masked model {info['max_abs_diff']:.1e})"
     )
+    if "posterior_bytes" in info:
+        print(
+            f"posterior: sigma costs {info['posterior_bytes']:,} bytes; sampled predictive test "
+            f"error {info['sampled_error']:.2f} %"
+        )
 
 
 def cmd_table(cfg: DictConfig) -> None:
-    from .report import write_experiment_report
+    from .report.table import write_experiment_report
+    from .tracking import log_table
 
-    write_experiment_report(cfg)
+    table = write_experiment_report(cfg)
+    files = [table.with_suffix(".records.json"), *sorted(table.parent.glob(f"{table.stem}_*.png"))]
+    log_table(cfg, table, files)  # logger=mlflow: artifacts of the experiment's parent run
 
 
 def cmd_data(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from .data import provision
+    from .data.registry import provision
 
     folder = provision(
         cfg.dataset.name,
@@ -110,7 +126,7 @@ def _failure_dir(name: str, cfg: DictConfig):
     """Where a failed job of ``name`` is recorded: a training run's own directory."""
     if name != "train":
         return None
-    from .runs import run_directory
+    from .run.identity import run_directory
 
     try:
         return run_directory(cfg)
@@ -126,7 +142,8 @@ def _guarded(command, name: str = ""):
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from .failures import JobFailed, clear_failure, failure_reason, record_failure
+        from .run.failures import JobFailed, clear_failure, failure_reason, record_failure
+        from .run.lock import RunLocked
 
         hc = HydraConfig.get()
         failure_dir = _failure_dir(name, cfg)
@@ -140,7 +157,8 @@ def _guarded(command, name: str = ""):
             )
             sys.exit(130)
         except Exception as exc:
-            if failure_dir is not None and failure_dir.is_dir():
+            locked = isinstance(exc, RunLocked)  # another process trains that run
+            if failure_dir is not None and failure_dir.is_dir() and not locked:
                 try:
                     record_failure(failure_dir, exc, list(hc.overrides.task))
                 except UserError:

@@ -1,1 +1,2 @@
-"""Deployment: physically smaller networks (shrink), complexity, export formats."""
+"""Deployable networks: structured rebuilds, shrink of any network (Torch-Pruning), complexity
+counts, export formats and their loader."""

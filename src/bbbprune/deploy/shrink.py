@@ -5,7 +5,7 @@ The result is a plain network (nn.Linear / nn.Conv2d holding each layer's masked
 whole channels and units are removed:
 
   * MLP, LeNet-5 and the CIFAR ResNets of bbbprune: the hand-written rebuilds of
-    bbbprune.structured, which also fold the constant output of units that lost every incoming
+    bbbprune.deploy.structured, which also fold the constant output of units that lost every incoming
     weight into the next layer's bias;
   * any other network: Torch-Pruning's dependency graph (Fang et al. 2023, "DepGraph: Towards
     any structural pruning", CVPR) groups every channel with everything coupled to it (batch
@@ -21,63 +21,18 @@ whole channels and units are removed:
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
 from ..errors import UserError
-from ..layers import prunable_layers, sampling
+from ..layers import sampling
+from ..nets.models import MLP, LeNet5
+from ..nets.plain import plain_copy
+from ..nets.resnets import CifarResNet
+from .complexity import median_latency_ms
+from .structured import shrink as handwritten
 
 TRIAL_SIDES = (32, 28, 64, 224)  # image sides tried when no example input is given
-
-
-def _mean_bias(layer: nn.Module):
-    bias = layer.bias_mu if hasattr(layer, "bias_mu") else getattr(layer, "bias", None)
-    return None if bias is None else bias.detach().clone()
-
-
-def plain_layer(layer: nn.Module) -> nn.Module:
-    """nn.Linear / nn.Conv2d computing what ``layer`` computes in an evaluation pass."""
-    w = layer.masked(layer.point_weight()).detach().clone()
-    b = _mean_bias(layer)
-    if w.dim() == 2:
-        new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
-    else:
-        groups = int(getattr(layer, "groups", 1))
-        new = nn.Conv2d(
-            w.shape[1] * groups,
-            w.shape[0],
-            tuple(w.shape[2:]),
-            stride=layer.stride,
-            padding=layer.padding,
-            dilation=getattr(layer, "dilation", 1),
-            groups=groups,
-            bias=b is not None,
-        )
-    new = new.to(device=w.device, dtype=w.dtype)
-    with torch.no_grad():
-        new.weight.copy_(w)
-        if b is not None:
-            new.bias.copy_(b)
-    return new
-
-
-def plain_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose prunable layers are plain layers with the masked mean weights."""
-    from ..nets.convert import replace_module
-
-    # the MC KL a Bayes layer keeps from its last sampled pass is part of an autograd graph,
-    # which deepcopy refuses; the copy does not need it
-    kept = {m: m.__dict__.pop("_mc_kl") for m in model.modules() if "_mc_kl" in m.__dict__}
-    try:
-        out = copy.deepcopy(model)
-    finally:
-        for m, value in kept.items():
-            m._mc_kl = value
-    for name, layer in prunable_layers(out).items():
-        replace_module(out, name, plain_layer(layer))
-    return out.eval()
 
 
 def _example_inputs(model: nn.Module) -> torch.Tensor:
@@ -179,13 +134,8 @@ def shrink(model: nn.Module, example_inputs: torch.Tensor | None = None) -> nn.M
     (mean weights); the hand-written rebuild for bbbprune's own architectures, Torch-Pruning for
     any other (module docstring). ``example_inputs``: one batch, needed to trace a network whose
     input size cannot be guessed."""
-    from ..models import MLP, LeNet5
-    from ..resnets import CifarResNet
-
     with sampling(model, False):
         if isinstance(model, MLP | LeNet5 | CifarResNet):
-            from ..structured import shrink as handwritten
-
             was = model.training
             try:
                 return handwritten(model.eval()).eval()
@@ -203,8 +153,6 @@ def shrink_measurements(model: nn.Module, x: torch.Tensor, repeats: int = 0) -> 
     """Size of ``shrink(model)`` (parameters; bytes stored densely, float32), the largest
     |output difference| from the masked model on ``x``, and with ``repeats`` > 0 the median
     forward time of the shrunk network at batch 1 (ms)."""
-    from ..complexity import median_latency_ms
-
     was = model.training
     model.eval()
     try:

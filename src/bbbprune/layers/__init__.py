@@ -1,4 +1,5 @@
-"""Layers: deterministic layers with a pruning mask, and Bayes-by-Backprop layers."""
+"""Layers: deterministic layers with a pruning mask, Bayes-by-Backprop, Sparse VD and
+spike-and-slab layers, their priors and likelihoods, and prediction in a mode (mean or sampled)."""
 
 from .bayes import BayesConv2d, BayesLinear, bayes_layers, kl_divergence, sampling
 from .masked import MaskedConv2d, MaskedLinear, prunable_layers

@@ -23,8 +23,8 @@ pre-activations are sampled from their Gaussian N(x·μ, x²·σ²) instead of t
 
 Minimal use in your own module::
 
-    from bbbprune.layers import BayesLinear, kl_divergence
-    from bbbprune.priors import ScaleMixturePrior
+    from . import BayesLinear, kl_divergence
+    from .priors import ScaleMixturePrior
     prior = ScaleMixturePrior(0.5, 1.0, math.exp(-6))
     net = nn.Sequential(BayesLinear(784, 400, prior), nn.ReLU(), BayesLinear(400, 10, prior))
     loss = F.cross_entropy(net(x), y) + kl_divergence(net) / n_train
@@ -41,16 +41,14 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from ..errors import UserError
-from ..priors import LOG_SQRT_2PI, GaussianPrior
 from . import fused as fused_kernel
-from .masked import PrunableMixin, check_groups
-from .sparse_vd import SparseVDLayer
-from .spike_slab import SpikeSlabLayer
+from .masked import BayesianLayer, check_groups
+from .priors import LOG_SQRT_2PI, GaussianPrior
 
 KL_ESTIMATORS = ("mc", "closed_form")
 
 
-class _BayesLayer(PrunableMixin, nn.Module):
+class _BayesLayer(BayesianLayer, nn.Module):
     """Parameters, sampling and KL shared by BayesLinear and BayesConv2d."""
 
     def __init__(
@@ -242,12 +240,10 @@ class BayesConv2d(_BayesLayer):
         )
 
 
-def bayes_layers(model: nn.Module) -> list[_BayesLayer | SparseVDLayer | SpikeSlabLayer]:
-    """Every layer with a posterior: Bayes-by-Backprop, Sparse VD and spike-and-slab layers
-    (``sample`` flag, ``kl()``)."""
-    return [
-        m for m in model.modules() if isinstance(m, (_BayesLayer, SparseVDLayer, SpikeSlabLayer))
-    ]
+def bayes_layers(model: nn.Module) -> list[BayesianLayer]:
+    """Every layer with a posterior (``BayesianLayer``: Bayes-by-Backprop, Sparse VD and
+    spike-and-slab layers), with its ``sample`` flag and ``kl()``."""
+    return [m for m in model.modules() if isinstance(m, BayesianLayer)]
 
 
 def kl_divergence(model: nn.Module) -> torch.Tensor:

@@ -18,6 +18,19 @@
 #include <math.h>
 #include <stdint.h>
 
+/* The kernel is built without -ffast-math: with it gcc links crtfastmath, which switches on
+ * flush-to-zero and denormals-are-zero for the whole process that loads the library. glibc only
+ * declares its vector math (libmvec) under __FAST_MATH__, so the declarations are repeated here
+ * for the three functions the loops call; the compiler then vectorises them as before. */
+#if defined(__x86_64__) && defined(_OPENMP) && !defined(__FAST_MATH__)
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+float logf(float);
+#pragma omp declare simd notinbranch
+float cosf(float);
+#endif
+
 static inline uint32_t hash32(uint32_t x) { /* "lowbias32": a bijection on 32-bit integers */
     x ^= x >> 16;
     x *= 0x7feb352dU;

@@ -26,14 +26,23 @@ from pathlib import Path
 
 import torch
 
-from ..priors import LOG_SQRT_2PI, GaussianPrior, ScaleMixturePrior
+from .priors import LOG_SQRT_2PI, GaussianPrior, ScaleMixturePrior
 
 SOURCE = Path(__file__).with_name("bbb_kernel.c")
+# Not -ffast-math (nor -Ofast, -funsafe-math-optimizations): with those gcc links crtfastmath into
+# the shared object, and loading it turns on flush-to-zero / denormals-are-zero for the whole
+# process (Python floats and every torch CPU kernel included). The specific flags below are what
+# the loops need to vectorise; the cache key includes them, so a library built with other flags
+# is never reused.
 CFLAGS = [
     "-O3",
     "-march=native",
     "-mprefer-vector-width=512",
-    "-ffast-math",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-ffinite-math-only",
+    "-fno-signed-zeros",
+    "-ffp-contract=fast",
     "-fopenmp",
     "-fPIC",
     "-shared",
@@ -49,7 +58,12 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+
+
 def _machine_tag() -> str:
+    """Cache key of the built library: source, compiler, flags and the CPU's feature flags."""
     flags = ""
     try:
         with open("/proc/cpuinfo") as fh:
@@ -57,6 +71,7 @@ def _machine_tag() -> str:
     except OSError:
         pass
     blob = SOURCE.read_bytes() + " ".join(CFLAGS + LIBS).encode() + flags.encode()
+    blob += str(_compiler()).encode()
     blob += platform.machine().encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -65,7 +80,7 @@ def _build() -> Path:
     target = _cache_dir() / f"bbb_kernel-{_machine_tag()}.so"
     if target.exists():
         return target
-    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    cc = _compiler()
     if cc is None:
         raise OSError("no C compiler found")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ log joint at w: P = H + λI, with H a generalised Gauss-Newton approximation of 
 the data term. These layers compute exactly what MaskedLinear / MaskedConv2d compute (the mean
 network) and store σ = sqrt(diag(P⁻¹)) in the buffer ``posterior_sigma`` (NaN until fitted;
 bbbprune.methods.laplace fits it). ``weight_mu`` and ``weight_sigma()`` make the posterior
-readable by the signal-to-noise criterion |w|/σ (bbbprune.prune.snr_scores).
+readable by the signal-to-noise criterion |w|/σ (bbbprune.pruning.criteria.snr_scores).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Deterministic layers whose weights can be pruned by a fixed 0/1 mask.
+"""Prunable layers: the mask every prunable layer shares (``PrunableMixin``), the base of the
+layers with a posterior (``BayesianLayer``), and deterministic layers pruned by a fixed 0/1 mask.
 
 A pruned weight is multiplied by 0 in every forward pass, so pruning acts on what the layer
 actually computes. Until a mask is set the layer costs exactly what nn.Linear / nn.Conv2d cost.
@@ -35,6 +36,18 @@ class PrunableMixin:
 
     def masked(self, w: torch.Tensor) -> torch.Tensor:
         return w if self.weight_mask is None else w * self.weight_mask
+
+
+class BayesianLayer(PrunableMixin):
+    """A prunable layer with a posterior over its weights: a ``sample`` flag (True: draw weights,
+    False: use the mean, None: follow train/eval mode) and ``kl()``, its KL term summed over its
+    weights. Every Bayesian layer family derives from it, so ``bayes_layers`` and ``sampling``
+    find them all without knowing the families."""
+
+    sample: bool | None
+
+    def kl(self) -> torch.Tensor:
+        raise NotImplementedError
 
 
 def check_groups(in_channels: int, out_channels: int, groups: int) -> None:

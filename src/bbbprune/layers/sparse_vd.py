@@ -28,8 +28,8 @@ posterior mean θ∘m. ``sample`` follows bayes.py: None samples iff ``training`
 
 Pruning. ``point_weight()`` is the weight an evaluation pass computes with before masking (θ,
 or θ·μ_z for the group layers below), so magnitude pruning and the structured rebuild
-(bbbprune.structured) need nothing method-specific. The method's own rule, remove every weight
-with log α ≥ 3, is ``bbbprune.sparsify.threshold_masks``.
+(bbbprune.deploy.structured) need nothing method-specific. The method's own rule, remove every weight
+with log α ≥ 3, is ``bbbprune.pruning.thresholds.threshold_masks``.
 
 Structured variant (``LinearSVDGroup`` / ``Conv2dSVDGroup``). Each input neuron (linear) or
 input channel (conv) j is multiplied by a group variable z_j, so the layer computes
@@ -60,7 +60,7 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from ..errors import check_choice
-from .masked import PrunableMixin, check_groups
+from .masked import BayesianLayer, check_groups
 
 K1, K2, K3 = 0.63576, 1.87320, 1.48695  # Molchanov et al. 2017, Eq. 14
 LOG_ALPHA_MIN, LOG_ALPHA_MAX = -8.0, 8.0
@@ -91,7 +91,7 @@ def ard_kl(log_alpha: torch.Tensor) -> torch.Tensor:
 KL_FUNCTIONS = {"log_uniform": log_uniform_kl, "ard": ard_kl}
 
 
-class SparseVDLayer(PrunableMixin, nn.Module):
+class SparseVDLayer(BayesianLayer, nn.Module):
     """Parameters, local reparameterisation and KL shared by LinearSVD and Conv2dSVD."""
 
     def __init__(

@@ -10,7 +10,7 @@ first layer, a hidden unit for the later ones; an input channel for convolutions
 
 Outgoing rather than incoming weights, because z_j = 0 then silences node j for everything
 above it: for the first layer it removes input feature j (feature selection), for the others
-it removes hidden unit j (its incoming weights become dead weight that bbbprune.structured drops
+it removes hidden unit j (its incoming weights become dead weight that bbbprune.deploy.structured drops
 as well). Every node except the network outputs has an indicator. Biases are point estimates.
 
 Variational family (mean field over nodes and weights):
@@ -45,8 +45,8 @@ evaluation pass (``sample=True``) draws hard z_j ~ Bernoulli(γ_j) instead: a dr
 variational posterior. A mean evaluation pass uses the posterior-mean weight E_q[W_ij] = γ_j μ_ij
 (``point_weight()``), so magnitude pruning and the structured rebuild need nothing specific.
 
-Pruning. The median-probability rule keeps node j iff γ_j ≥ 0.5 (``pip_masks``); ``pip()`` is
-the per-node PIP, and bbbprune.prune.pip_scores ranks weights by the PIP of their input node.
+Pruning. The median-probability rule keeps node j iff γ_j ≥ 0.5 (``bbbprune.pruning.thresholds.pip_masks``); ``pip()`` is
+the per-node PIP, and bbbprune.pruning.criteria.pip_scores ranks weights by the PIP of their input node.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .masked import PrunableMixin
+from .masked import BayesianLayer
 
 LRT_VARIANCE_EPS = 1e-8
 UNIFORM_EPS = 1e-6  # u is drawn from [eps, 1 − eps] so that the logistic noise stays finite
@@ -92,7 +92,7 @@ class _StraightThrough(torch.autograd.Function):
         return None, grad
 
 
-class SpikeSlabLayer(PrunableMixin, nn.Module):
+class SpikeSlabLayer(BayesianLayer, nn.Module):
     """Parameters, node indicators, forward pass and KL shared by the linear and conv layers."""
 
     def __init__(
@@ -280,16 +280,3 @@ class SpikeSlabConv2d(SpikeSlabLayer):
 def spike_slab_layers(model: nn.Module) -> dict[str, SpikeSlabLayer]:
     """Every spike-and-slab layer, by module name, in order."""
     return {name: m for name, m in model.named_modules() if isinstance(m, SpikeSlabLayer)}
-
-
-def pip_masks(model: nn.Module, threshold: float = 0.5) -> dict[str, torch.Tensor]:
-    """0/1 masks keeping the outgoing weights of every node with PIP γ_j ≥ ``threshold`` (the
-    median-probability model at 0.5), shaped like the weights, ready for apply_masks."""
-    with torch.no_grad():
-        return {
-            name: (layer._node_view(layer.pip()) >= threshold)
-            .to(layer.weight_mu.dtype)
-            .expand_as(layer.weight_mu)
-            .clone()
-            for name, layer in spike_slab_layers(model).items()
-        }

@@ -1,7 +1,7 @@
 """The interface through which a method plugs into the common trainer, pruning and evaluation.
 
 A method supplies: the layers its networks are built from, extra loss terms added to the data
-term, the pruning criteria it supports (score functions live in bbbprune.prune), the prediction
+term, the pruning criteria it supports (score functions live in bbbprune.pruning.criteria), the prediction
 modes it reports, and optionally its own optimizer, an end-of-epoch step (e.g. an EM update that
 removes groups), its own predictive (e.g. an ensemble of snapshots) and state that must survive a
 resume. The trainer knows nothing else about it.
@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..models import LayerFactory
+from ..layers.predict import predict_log_probs, predict_outputs
+from ..nets.factory import LayerFactory
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,14 @@ class Method:
         resume belongs in the model's buffers, the optimizer state or ``state_dict``."""
         return {}
 
+    def epoch_scalars(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        """Numbers that describe the method after epoch ``epoch`` (0-based), written to that
+        epoch's history and sent to the trackers (e.g. the KL weight of a warm-up). Reads only:
+        no change to the model and no random numbers drawn."""
+        return {}
+
     def on_init_from(self, model: nn.Module) -> None:
-        """Called once the point weights were copied from a trained network (train.init_from),
+        """Called once the point weights were copied from a trained network (train.init_from, bbbprune.run.init_from),
         e.g. to set the initial posterior σ from them (MOPED)."""
 
     def fit_posterior(self, model: nn.Module, data, batch_size: int) -> dict:
@@ -80,14 +87,10 @@ class Method:
 
     def predict_log_probs(self, model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
         """Log predictive probabilities for prediction ``mode`` (one of ``prediction_modes``)."""
-        from ..evaluate import predict_log_probs
-
         return predict_log_probs(model, x, mode, self.eval_samples)
 
     def predict_outputs(self, model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
         """Raw outputs of prediction ``mode``, shape (S, n, outputs) (regression predictive)."""
-        from ..evaluate import predict_outputs
-
         return predict_outputs(model, x, mode, self.eval_samples)
 
     def native_masks(self, model: nn.Module) -> dict[str, torch.Tensor] | None:

@@ -10,8 +10,8 @@ from torch import nn
 
 from ..errors import UserError, check_choice
 from ..layers import BayesConv2d, BayesLinear, bayes_layers, kl_divergence
-from ..models import LayerFactory
-from ..priors import build_prior
+from ..layers.priors import build_prior
+from ..nets.factory import LayerFactory
 from .base import Method, StepInfo
 
 KL_WEIGHTINGS = ("uniform", "blundell")

@@ -4,7 +4,7 @@ al. 2014) on hidden units. Both are pruned by weight magnitude |w| (Han et al. 2
 from __future__ import annotations
 
 from ..layers import MaskedConv2d, MaskedLinear
-from ..models import LayerFactory
+from ..nets.factory import LayerFactory
 from .base import Method
 
 

@@ -1,10 +1,10 @@
 """EM-MCMC with a spike-and-slab group Gaussian prior (Ke & Fan 2022, arXiv 2210.12957; seed 003):
-one run samples the weights with preconditioned SGHMC (bbbprune.samplers) and, after a warm-up,
+one run samples the weights with preconditioned SGHMC (bbbprune.methods.emmcmc_samplers) and, after a warm-up,
 runs an EM step at the end of every epoch that switches each group's weight decay between slab
 and spike and removes groups for good. No retraining.
 
 Prior (Xu & Ghosh 2015 group spike-and-slab; Ročková & George 2014 EMVS): the weights w_g of group
-g (bbbprune.groups: an input column of a linear layer, an output filter of a convolution) are
+g (bbbprune.methods.emmcmc_groups: an input column of a linear layer, an output filter of a convolution) are
 
     w_g | γ_g ~ γ_g N(0, σ₁² I) + (1 − γ_g) N(0, σ₀² I),   γ_g ~ Bernoulli(π_l),  π_l ~ Beta(a, b)
 
@@ -63,11 +63,12 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import UserError
-from ..groups import expand_groups, group_sum
 from ..layers import MaskedConv2d, MaskedLinear, prunable_layers
-from ..models import MLP, LayerFactory
-from ..samplers import PreconditionedSGHMC
+from ..nets.factory import LayerFactory
+from ..nets.models import MLP
 from .base import Method, StepInfo
+from .emmcmc_groups import expand_groups, group_sum
+from .emmcmc_samplers import PreconditionedSGHMC
 
 
 def inclusion_log_odds(
@@ -173,7 +174,7 @@ class EMMCMC(Method):
         if not isinstance(optimizer, PreconditionedSGHMC):
             raise UserError(
                 f"method {self.name} needs method.optimizer._target_: "
-                f"bbbprune.samplers.PreconditionedSGHMC, got {type(optimizer).__name__}"
+                f"bbbprune.methods.emmcmc_samplers.PreconditionedSGHMC, got {type(optimizer).__name__}"
             )
         for group in optimizer.param_groups:
             group["weight_decay"] = self.slab_decay  # biases and, before the EM, every weight

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..deploy.shrink import plain_copy
 from ..errors import UserError, check_choice
 from ..layers import prunable_layers
 from ..layers.laplace import LaplaceConv2d, LaplaceLinear
-from ..models import LayerFactory
+from ..nets.factory import LayerFactory
+from ..nets.plain import plain_copy
 from .base import Method
 
 HESSIAN_STRUCTURES = ("diag", "kron")
@@ -120,7 +120,7 @@ class LaplacePosterior(Method):
         """One pass over the training data: the GGN, then (optionally) λ, then every σ."""
         from laplace import Laplace
 
-        from ..likelihoods import CATEGORICAL
+        from ..layers.likelihoods import CATEGORICAL
 
         if data.likelihood is not CATEGORICAL:
             raise UserError("method=laplace supports classification datasets only")

@@ -15,8 +15,8 @@ from ..layers.sparse_vd import (
     LinearSVDGroup,
     sparse_vd_kl,
 )
-from ..models import LayerFactory
-from ..sparsify import threshold_masks
+from ..nets.factory import LayerFactory
+from ..pruning.thresholds import threshold_masks
 from .base import Method, StepInfo
 
 
@@ -44,7 +44,7 @@ class SparseVD(Method):
 
     Pruning criteria: ``log_alpha`` (highest log α removed first; fraction sweeps),
     ``magnitude`` (|θ|, or |θ·μ_z| with groups) and ``random``; the method's own fixed rule,
-    log α ≥ ``threshold``, is bbbprune.sparsify.threshold_masks."""
+    log α ≥ ``threshold``, is bbbprune.pruning.thresholds.threshold_masks."""
 
     criteria = ("log_alpha", "magnitude", "random")
     prediction_modes = ("mean", "sampled")
@@ -100,6 +100,17 @@ class SparseVD(Method):
         if rw == 0.0:  # skip computing a KL that is multiplied by zero
             return {"kl": torch.zeros((), device=next(model.parameters()).device)}
         return {"kl": sparse_vd_kl(model) * (rw / step.n_train)}
+
+    def epoch_scalars(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        """The epoch's KL warm-up weight rw and the share of prunable weights the method's own
+        rule would remove now (log α ≥ ``threshold``)."""
+        masks = self.native_masks(model)
+        kept = sum(float(m.sum()) for m in masks.values())
+        total = sum(m.numel() for m in masks.values())
+        return {
+            "kl_weight": kl_warmup_weight(epoch, self.warmup_start, self.warmup_end),
+            "log_alpha_above_threshold": 1.0 - kept / max(total, 1),
+        }
 
     def native_masks(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """Molchanov et al.'s rule: remove every weight with log α ≥ ``threshold``."""

@@ -9,8 +9,9 @@ from torch import nn
 
 from ..errors import UserError
 from ..layers.bayes import kl_divergence
-from ..layers.spike_slab import SpikeSlabConv2d, SpikeSlabLinear, pip_masks, spike_slab_layers
-from ..models import LayerFactory
+from ..layers.spike_slab import SpikeSlabConv2d, SpikeSlabLinear, spike_slab_layers
+from ..nets.factory import LayerFactory
+from ..pruning.thresholds import pip_masks
 from .base import Method, StepInfo
 from .sparse_vd import kl_warmup_weight
 
@@ -144,6 +145,10 @@ class SpikeSlabVI(Method):
         for layer in spike_slab_layers(model).values():
             layer.temperature = tau
         return {"kl": self.kl_weight(step.epoch) * kl_divergence(model) / step.n_train}
+
+    def epoch_scalars(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        """The KL warm-up weight and the Concrete temperature τ of epoch ``epoch``."""
+        return {"kl_weight": self.kl_weight(epoch), "temperature": self.temperature_at(epoch)}
 
     def predict_outputs(self, model: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
         if mode != "conditional":

@@ -210,9 +210,9 @@ def convert(
 ) -> nn.Module:
     """A copy of ``model`` (or ``model`` itself with ``inplace``) whose nn.Linear / nn.Conv2d
     layers are Bayes-by-Backprop (``method="bbb"``) or Sparse VD (``"svd"``) layers (module
-    docstring). ``prior`` (BBB): a bbbprune.priors object or its config dict; default the
+    docstring). ``prior`` (BBB): a bbbprune.layers.priors object or its config dict; default the
     scale mixture ½N(0, 1) + ½N(0, e^−12) of Blundell et al. (π = ½, σ₁ = 1, σ₂ = e^−6)."""
-    from ..priors import ScaleMixturePrior, build_prior
+    from ..layers.priors import ScaleMixturePrior, build_prior
 
     check_choice("convert method", method, METHODS)
     check_choice("convert init", init, INITS)
@@ -249,7 +249,7 @@ def convert(
 
 def convert_with_factory(model: nn.Module, factory, include=None, exclude=None) -> nn.Module:
     """Replace (in place) every nn.Linear / nn.Conv2d of ``model`` by the layer a method's
-    LayerFactory builds (bbbprune.models.LayerFactory), with the original weights and biases as
+    LayerFactory builds (bbbprune.nets.factory.LayerFactory), with the original weights and biases as
     point weights: the route by which the command line puts any method's layers into a
     torchvision network. Only non-default geometry is passed to the factory, so factories that
     build plain convolutions keep working on networks that have only those."""

@@ -1,0 +1,1 @@
+"""Datasets: fetching and checking the files (registry), tensors and splits, generated and simulated data."""

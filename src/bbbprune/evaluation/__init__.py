@@ -1,0 +1,1 @@
+"""Evaluation of trained models: metrics of a predictive, pruning evaluations, and where records live."""
