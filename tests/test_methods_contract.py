@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import compose_config
 
+from bbbprune.layers.likelihoods import CATEGORICAL
+from bbbprune.layers.masked import prunable_layers
 from bbbprune.methods import StepInfo, build_method
 from bbbprune.nets.models import build_model
 from bbbprune.pruning.criteria import prune_model
@@ -59,6 +62,12 @@ def test_method_contract(method_name, model_name):
     loss = torch.nn.functional.cross_entropy(logits, y) + sum(terms.values(), torch.zeros(()))
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+    if not method.trains:  # a post-hoc method (laplace) fits its posterior before pruning
+        data = SimpleNamespace(x_train=x, y_train=y, likelihood=CATEGORICAL)
+        method.fit_posterior(model, data, batch_size=5)
+        for layer in prunable_layers(model).values():
+            sigma = layer.weight_sigma()
+            assert torch.isfinite(sigma).all() and (sigma > 0).all()
 
     criterion = method.criteria[0]
     prune_model(model, criterion, 0.75)

@@ -1,7 +1,13 @@
 """bbbprune: train Bayesian neural networks and baselines, prune them, write tables.
 
 The library API is importable from here; each name is loaded on first use, so that
-``import bbbprune`` (and the command line) stays quick.
+``import bbbprune`` (and the command line) stays quick::
+
+    bnn = bbbprune.convert(model, method="bbb", init="pretrained")
+    loss = F.cross_entropy(bnn(x), y) + bbbprune.kl_divergence(bnn) / n_train
+    bbbprune.prune_model(bnn, "snr", 0.9); bbbprune.sparsity(bnn)
+    with bbbprune.sampling(bnn, True): ...
+    small = bbbprune.shrink(bnn)
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _API = {
+    "convert": "bbbprune.nets.convert",
     "kl_divergence": "bbbprune.layers.bayes",
     "sampling": "bbbprune.layers.bayes",
     "prune_model": "bbbprune.pruning.criteria",
     "sparsity": "bbbprune.pruning.masking",
-    "shrink": "bbbprune.deploy.structured",
+    "shrink": "bbbprune.deploy.shrink",
 }
 
 __all__ = sorted(_API)

@@ -1,1 +1,2 @@
-"""Deployable networks: structured rebuilds, complexity counts, export formats and their loader."""
+"""Deployable networks: structured rebuilds, shrink of any network (Torch-Pruning), complexity
+counts, export formats and their loader."""

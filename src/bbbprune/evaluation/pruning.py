@@ -13,6 +13,7 @@ from torch import nn
 from ..deploy.complexity import compression_summary
 from ..deploy.counting import deployed_counts
 from ..deploy.export import export_measurements
+from ..deploy.shrink import shrink_measurements
 from ..deploy.structured import removed_units
 from ..errors import UserError
 from ..methods import Method
@@ -54,6 +55,7 @@ def evaluate_pruning(
     finetune: Callable | None = None,
     overwrite: bool = False,
     log=print,
+    extra_wall_s: float = 0.0,
 ) -> list[dict]:
     """Prune the trained ``model`` of ``run_dir`` by each criterion at each fraction (no
     retraining, unless prune.finetune_epochs > 0: then ``finetune(model, epochs, lr_scale)``
@@ -63,7 +65,8 @@ def evaluate_pruning(
     and the same on the validation split (``val_error``, ...). Existing records are kept unless
     ``overwrite`` or prune.overwrite is set. ``load_data()`` returns the run's TensorData on the
     model's device and the test images of another dataset (``ood_dataset``) or None; it is
-    called only when there is something to evaluate."""
+    called only when there is something to evaluate. ``extra_wall_s``: the run's time beyond
+    training the network it started from (train.init_from), written to every record."""
     scope, epochs = prune_cfg.scope, int(prune_cfg.get("finetune_epochs", 0) or 0)
     overwrite = overwrite or bool(prune_cfg.get("overwrite", False))
     check_criteria(method, criteria)
@@ -120,6 +123,11 @@ def evaluate_pruning(
             if prune_cfg.get("measure_export")
             else {}
         )
+        if prune_cfg.get("measure_shrink"):  # size and latency of deploy.shrink(model)
+            exported = {
+                **exported,
+                **shrink_measurements(model, data.x_test[:256], int(prune_cfg.latency_repeats)),
+            }
         for mode in method.prediction_modes:
             # the sampled predictive draws from a generator seeded by the run and the record,
             # so evaluating a record again repeats its numbers
@@ -139,7 +147,13 @@ def evaluate_pruning(
                 samples=method.eval_samples if mode == "sampled" else 1,
                 sparsity=sp,
                 kept_widths=kept_widths,
-                measured={**counts, **structure, **result, **exported},
+                measured={
+                    "extra_wall_s": extra_wall_s,
+                    **counts,
+                    **structure,
+                    **result,
+                    **exported,
+                },
                 ood_dataset=ood_dataset,
                 commit=commit,
             )

@@ -38,10 +38,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from ..errors import UserError
 from . import fused as fused_kernel
-from .masked import BayesianLayer
+from .masked import BayesianLayer, check_groups
 from .priors import LOG_SQRT_2PI, GaussianPrior
 
 KL_ESTIMATORS = ("mc", "closed_form")
@@ -192,26 +193,30 @@ class BayesLinear(_BayesLayer):
 
 
 class BayesConv2d(_BayesLayer):
-    """2-D convolution with a factorised Gaussian posterior over kernels and biases."""
+    """2-D convolution with a factorised Gaussian posterior over kernels and biases; any kernel
+    size, stride, padding, dilation and groups, as nn.Conv2d (zero padding)."""
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
+        kernel_size,
         prior,
-        stride: int = 1,
-        padding: int = 0,
+        stride=1,
+        padding=0,
         bias: bool = True,
         rho_init: float = -5.0,
         kl_estimator: str = "mc",
         local_reparam: bool = False,
         fused: bool = True,
+        dilation=1,
+        groups: int = 1,
     ):
-        k = kernel_size
+        kh, kw = _pair(kernel_size)
+        check_groups(in_channels, out_channels, groups)
         super().__init__(
-            (out_channels, in_channels, k, k),
-            in_channels * k * k,
+            (out_channels, in_channels // groups, kh, kw),
+            in_channels // groups * kh * kw,
             out_channels,
             prior,
             bias,
@@ -220,16 +225,18 @@ class BayesConv2d(_BayesLayer):
             local_reparam,
             fused,
         )
-        self.stride, self.padding = stride, padding
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = kernel_size
 
     def _op(self, x, w, b):
-        return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
+        return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, prior={self.prior!r}"
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+            f"groups={self.groups}, prior={self.prior!r}"
         )
 
 

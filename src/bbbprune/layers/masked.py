@@ -50,6 +50,14 @@ class BayesianLayer(PrunableMixin):
         raise NotImplementedError
 
 
+def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
+    """nn.Conv2d's rule: both channel counts divisible by ``groups``."""
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+        )
+
+
 class MaskedLinear(PrunableMixin, nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__(in_features, out_features, bias)
@@ -71,9 +79,18 @@ class MaskedConv2d(PrunableMixin, nn.Conv2d):
         stride=1,
         padding=0,
         bias: bool = True,
+        dilation=1,
+        groups: int = 1,
     ):
         super().__init__(
-            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
         )
         self._init_mask()
 

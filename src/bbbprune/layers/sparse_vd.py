@@ -57,9 +57,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from ..errors import check_choice
-from .masked import BayesianLayer
+from .masked import BayesianLayer, check_groups
 
 K1, K2, K3 = 0.63576, 1.87320, 1.48695  # Molchanov et al. 2017, Eq. 14
 LOG_ALPHA_MIN, LOG_ALPHA_MAX = -8.0, 8.0
@@ -175,38 +176,44 @@ class LinearSVD(SparseVDLayer):
 
 
 class Conv2dSVD(SparseVDLayer):
-    """2-D convolution with Sparse VD kernels (out, in, k, k) and a deterministic bias."""
+    """2-D convolution with Sparse VD kernels (out, in/groups, kh, kw) and a deterministic bias;
+    any kernel size, stride, padding, dilation and groups, as nn.Conv2d (zero padding)."""
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
+        kernel_size,
+        stride=1,
+        padding=0,
         bias: bool = True,
         prior: str = "log_uniform",
         log_sigma2_init: float = -10.0,
+        dilation=1,
+        groups: int = 1,
     ):
-        k = int(kernel_size)
+        kh, kw = _pair(kernel_size)
+        check_groups(in_channels, out_channels, groups)
         super().__init__(
-            (out_channels, in_channels, k, k),
-            in_channels * k * k,
+            (out_channels, in_channels // groups, kh, kw),
+            in_channels // groups * kh * kw,
             out_channels,
             bias,
             prior,
             log_sigma2_init,
         )
-        self.stride, self.padding = stride, padding
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = kernel_size
 
     def _op(self, x, w, b):
-        return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
+        return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, prior={self.prior}"
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+            f"groups={self.groups}, prior={self.prior}"
         )
 
 

@@ -9,6 +9,7 @@ from .base import Method, StepInfo
 from .bbb import BayesByBackprop
 from .deterministic import Deterministic
 from .emmcmc import EMMCMC
+from .laplace import LaplacePosterior
 from .sparse_vd import SparseVD
 from .ssvi import SpikeSlabVI
 
@@ -16,6 +17,7 @@ __all__ = [
     "BayesByBackprop",
     "Deterministic",
     "EMMCMC",
+    "LaplacePosterior",
     "Method",
     "SparseVD",
     "SpikeSlabVI",

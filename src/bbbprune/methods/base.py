@@ -34,6 +34,7 @@ class Method:
 
     criteria: tuple[str, ...] = ("magnitude", "random")
     prediction_modes: tuple[str, ...] = ("mean",)
+    trains: bool = True  # False: a post-hoc method (fit_posterior instead of training epochs)
     train_samples: int = 1  # Monte Carlo forward passes per training step
     eval_samples: int = 1  # forward passes averaged by the "sampled" prediction mode
 
@@ -66,6 +67,15 @@ class Method:
         epoch's history and sent to the trackers (e.g. the KL weight of a warm-up). Reads only:
         no change to the model and no random numbers drawn."""
         return {}
+
+    def on_init_from(self, model: nn.Module) -> None:
+        """Called once the point weights were copied from a trained network (train.init_from, bbbprune.run.init_from),
+        e.g. to set the initial posterior σ from them (MOPED)."""
+
+    def fit_posterior(self, model: nn.Module, data, batch_size: int) -> dict:
+        """A method that trains nothing (``trains = False``) fits its posterior to the trained
+        weights here, once, instead of the training epochs; returns numbers for the history."""
+        raise NotImplementedError
 
     def state_dict(self) -> dict:
         """Method state saved in the checkpoint beside the model (e.g. posterior snapshots)."""

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError, check_choice
-from ..layers import BayesConv2d, BayesLinear, kl_divergence
+from ..layers import BayesConv2d, BayesLinear, bayes_layers, kl_divergence
 from ..layers.priors import build_prior
 from ..nets.factory import LayerFactory
 from .base import Method, StepInfo
@@ -50,8 +50,12 @@ class BayesByBackprop(Method):
         criteria=None,
         dropout=0.0,
         fused: bool = True,
+        moped_delta: float | None = None,
     ):
         super().__init__(name, dropout, criteria)
+        if moped_delta is not None and not float(moped_delta) > 0:
+            raise UserError(f"method.moped_delta must be > 0 or null, got {moped_delta}")
+        self.moped_delta = None if moped_delta is None else float(moped_delta)
         self.prior_cfg = prior
         self.prior = build_prior(prior)
         self.rho_init = float(rho_init)
@@ -75,11 +79,21 @@ class BayesByBackprop(Method):
             fused=self.fused,
         )
         return LayerFactory(
-            linear=lambda i, o: BayesLinear(i, o, **kw),
-            conv=lambda i, o, k, stride=1, padding=0: BayesConv2d(
-                i, o, k, stride=stride, padding=padding, **kw
+            linear=lambda i, o, bias=True: BayesLinear(i, o, bias=bias, **kw),
+            conv=lambda i, o, k, stride=1, padding=0, **conv_kw: BayesConv2d(
+                i, o, k, stride=stride, padding=padding, **conv_kw, **kw
             ),
         )
+
+    def on_init_from(self, model: nn.Module) -> None:
+        """With ``moped_delta`` δ, MOPED (Krishnan, Subedar & Tickoo 2020): the initial σ of
+        every weight and bias is δ·|μ| of the trained value it starts from."""
+        if self.moped_delta is None:
+            return
+        from ..nets.convert import set_sigma
+
+        for layer in bayes_layers(model):
+            set_sigma(layer, "bbb", lambda w: self.moped_delta * w.abs())
 
     def kl_weight(self, step: StepInfo) -> float:
         if self.kl_weighting == "uniform":
@@ -97,4 +111,5 @@ class BayesByBackprop(Method):
             "train_samples": self.train_samples,
             "eval_samples": self.eval_samples,
             "fused": self.fused,
+            **({"moped_delta": self.moped_delta} if self.moped_delta is not None else {}),
         }

@@ -13,8 +13,10 @@ class Deterministic(Method):
 
     def layer_factory(self) -> LayerFactory:
         return LayerFactory(
-            linear=lambda i, o: MaskedLinear(i, o),
-            conv=lambda i, o, k, stride=1, padding=0: MaskedConv2d(i, o, k, stride, padding),
+            linear=lambda i, o, bias=True: MaskedLinear(i, o, bias),
+            conv=lambda i, o, k, stride=1, padding=0, **kw: MaskedConv2d(
+                i, o, k, stride, padding, **kw
+            ),
         )
 
     def describe(self) -> dict:

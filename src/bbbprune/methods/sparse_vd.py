@@ -85,9 +85,9 @@ class SparseVD(Method):
         )
         kw = dict(prior=self.prior, log_sigma2_init=self.log_sigma2_init)
         return LayerFactory(
-            linear=lambda i, o: linear_cls(i, o, **kw),
-            conv=lambda i, o, k, stride=1, padding=0: conv_cls(
-                i, o, k, stride=stride, padding=padding, **kw
+            linear=lambda i, o, bias=True: linear_cls(i, o, bias=bias, **kw),
+            conv=lambda i, o, k, stride=1, padding=0, **conv_kw: conv_cls(
+                i, o, k, stride=stride, padding=padding, **conv_kw, **kw
             ),
         )
 

@@ -10,7 +10,9 @@ from torch import nn
 
 @dataclass(frozen=True)
 class LayerFactory:
-    """``linear(in, out)`` and ``conv(in, out, kernel, stride, padding)`` build prunable layers."""
+    """``linear(in, out)`` and ``conv(in, out, kernel, stride, padding)`` build prunable layers
+    (factories that take ``bias=``, ``dilation=`` and ``groups=`` keywords also serve any
+    torchvision network, bbbprune.nets.torchvision)."""
 
     linear: Callable[[int, int], nn.Module]
     conv: Callable[..., nn.Module]

@@ -84,6 +84,10 @@ ARCHITECTURES = ("mlp", "lenet5", "resnet20", "resnet18")
 
 def build_model(spec: dict, layers: LayerFactory) -> nn.Module:
     """Build the architecture described by ``spec`` (name, sizes, input_shape, n_classes)."""
+    if spec.get("source") == "torchvision":  # model=torchvision model.name=<any classifier>
+        from .torchvision import build_torchvision
+
+        return build_torchvision(spec, layers)
     name = check_choice("model", spec["name"], ARCHITECTURES)
     dropout = float(spec.get("dropout", 0.0))
     if name in ("resnet20", "resnet18"):

@@ -15,9 +15,12 @@ from ..storage import read_json
 
 def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]:
     """Records and metrics of every job's run; the names of jobs not (yet) finished."""
-    records, runs, missing = [], [], []
+    records, runs, missing, seen = [], [], [], set()
     for job in jobs:
         run_dir = run_directory(job)
+        if run_dir in seen:  # two jobs of a sweep that name the same run: read it once
+            continue
+        seen.add(run_dir)
         metrics_file = run_dir / METRICS
         if not metrics_file.exists() or not read_json(metrics_file).get("finished"):
             missing.append(describe_missing(run_dir))

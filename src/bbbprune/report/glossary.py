@@ -57,4 +57,10 @@ COLUMN_DEFINITIONS = {
     "float32 network's, batch 1 (below 1: the export is faster)",
     "latency_ratio_b256": "the same at batch 256",
     "seeds": "number of seeds (records) averaged in the row",
+    "extra_wall_s": "wall time (s) a run spent beyond training the network it started from "
+    "(train.init_from: fine-tuning epochs or a Laplace fit); 0 for a network trained from scratch",
+    "shrunk_params": "parameters of bbbprune.shrink(model): the pruned network with dead units "
+    "and channels physically removed (outputs equal to the masked network's)",
+    "shrunk_bytes": "bytes of that network's parameters and buffers, stored densely in float32",
+    "shrunk_latency_b1_ms": "median CPU forward time of that network at batch 1 (ms)",
 }

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import __version__
 from ..errors import UserError
+from ..storage import sha256_file
 
 IDENTITY_VERSION = 2  # 2: ``_target_`` by the name it points to, not its import path
 DATASET_KEYS_IGNORED = ("root", "verify", "sources")
@@ -63,12 +64,14 @@ def _train_identity(cfg: DictConfig, train: dict) -> dict:
     it enters as the source run's name (which carries the source's own identity)."""
     out = {k: v for k, v in train.items() if k not in TRAIN_KEYS_IGNORED and k != "init_from"}
     if train.get("init_from"):
-        out["init_from"] = source_run_directory(cfg).name
+        out["init_from"] = source_identity(cfg)
     return out
 
 
 def model_label(model_cfg) -> str:
     """A short name for an architecture: mlp-400-400, lenet5-20-50-500, resnet20-16-32-64."""
+    if model_cfg.get("source") == "torchvision":  # tv-resnet18
+        return f"tv-{model_cfg['name']}"
     if model_cfg["name"] == "mlp":
         return "mlp-" + "-".join(str(int(h)) for h in model_cfg["hidden"])
     if "widths" in model_cfg:  # resnet20-16-32-64
@@ -100,6 +103,18 @@ def run_directory(cfg: DictConfig) -> Path:
     return root / f"{head}-{scale}-{tail}"
 
 
+STATE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")  # train.init_from files (bbbprune.run.init_from)
+
+
+def source_identity(cfg: DictConfig) -> str:
+    """What enters a run's identity for ``train.init_from``: the source run directory's name
+    (which carries its hash), or a file's name and the hash of its bytes."""
+    source = source_run_directory(cfg)
+    if source.is_file():
+        return f"{source.name}-{sha256_file(source)[:10]}"
+    return source.name
+
+
 def _method_configs() -> Path:
     """conf/method of the installed package (editable installs: the repository's conf/)."""
     import bbbprune.conf
@@ -110,7 +125,9 @@ def _method_configs() -> Path:
 def source_run_directory(cfg: DictConfig) -> Path:
     """The run directory ``cfg.train.init_from`` points to (see the module docstring)."""
     spec = str(cfg.train.init_from)
-    if "/" in spec or "\\" in spec:
+    if Path(spec).suffix in STATE_SUFFIXES and not Path(spec).is_file():
+        raise UserError(f"train.init_from: no such file {spec}")
+    if "/" in spec or "\\" in spec or Path(spec).is_file():
         return Path(spec)
     path = _method_configs() / f"{spec}.yaml"
     if not path.exists():

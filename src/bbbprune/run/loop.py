@@ -45,8 +45,8 @@ from .distributed import is_main_process, resolve_device
 from .distributed import setup as setup_distributed
 from .epoch import run_epoch
 from .epoch_log import EpochLog
-from .identity import model_label, run_directory, source_run_directory
-from .init_from import initialise_from_run
+from .identity import model_label, run_directory
+from .init_from import initialise_from
 from .lock import run_lock
 from .prune_run import prune_run
 
@@ -71,7 +71,13 @@ def build(cfg: DictConfig, device: torch.device, log=print):
     spec = model_spec(cfg, data.input_shape, data.n_classes, method)
     model = build_model(spec, method.layer_factory())
     if cfg.train.get("init_from"):
-        initialise_from_run(model, source_run_directory(cfg))
+        initialise_from(model, cfg, spec)
+        method.on_init_from(model)
+    elif not method.trains:
+        raise UserError(
+            f"method={method.name} trains nothing: give train.init_from=<a trained run, its "
+            "method name (e.g. sgd), or a checkpoint / state-dict file>"
+        )
     return data, method, spec, model.to(device)
 
 
@@ -84,7 +90,9 @@ def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = Non
     data, method, spec, model = build(cfg, device, log)
     # per-epoch validation and final test metrics on prune.eval_subset images (smoke runs)
     data = eval_subset(data, cfg.prune.get("eval_subset") if cfg.get("prune") else None)
-    optimizer = method.make_optimizer(model, instantiate(cfg.method.optimizer))
+    optimizer = (
+        method.make_optimizer(model, instantiate(cfg.method.optimizer)) if method.trains else None
+    )
     scheduler = instantiate(cfg.train.scheduler)(optimizer) if cfg.train.get("scheduler") else None
     shuffle = torch.Generator().manual_seed(int(cfg.seed) + 1)
     ckpt_path = run_dir / CHECKPOINT
@@ -94,7 +102,8 @@ def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = Non
         check_compatible(state, method, spec, ckpt_path)
         model.load_state_dict(state["model"])
         method.load_state_dict(state.get("method_state") or {})
-        optimizer.load_state_dict(state["optimizer"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], shuffle)
@@ -106,7 +115,46 @@ def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = Non
     if shard.is_writer:
         write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
-    epochs = int(cfg.train.epochs)
+    def save(epoch: int) -> None:
+        """Write the checkpoint after ``epoch`` epochs, atomically."""
+        save_checkpoint(
+            ckpt_path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "method": method.name,
+                "model_spec": spec,
+                "model": model.state_dict(),
+                "method_state": method.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch,
+                "rng": rng_state(shuffle),
+                "history": history,
+                "config": OmegaConf.to_container(cfg, resolve=True),
+            },
+        )
+
+    epochs = int(cfg.train.epochs) if method.trains else 0
+    if not method.trains and not history:  # a post-hoc method: fit the posterior, train nothing
+        t0 = time.perf_counter()
+        stats = method.fit_posterior(model, data, int(cfg.train.batch_size))
+        wall = time.perf_counter() - t0
+        val = method_metrics(method, model, data.x_val, data.y_val, "mean", data.likelihood)
+        history.append(
+            {
+                "epoch": 0,
+                "train_loss": None,
+                "train_accuracy": None,
+                **stats,
+                "val_accuracy": val["accuracy"],
+                "val_nll": val["nll"],
+                "val_error": val["error"],
+                "wall_time_s": wall,
+            }
+        )
+        tracker.log_epoch(history[-1])
+        if shard.is_writer:
+            save(0)
     epoch_log = EpochLog(run_dir, epochs, fresh=start_epoch == 0) if shard.is_writer else None
     bar = tqdm(
         range(start_epoch, epochs),
@@ -150,22 +198,7 @@ def fit(cfg: DictConfig, run_dir: Path, log=print, tracker: Tracker | None = Non
         bar.set_postfix(loss=f"{stats['train_loss']:.4f}", val_acc=f"{val['accuracy']:.4f}")
         if not shard.is_writer:
             continue
-        save_checkpoint(
-            ckpt_path,
-            {
-                "format": CHECKPOINT_FORMAT,
-                "method": method.name,
-                "model_spec": spec,
-                "model": model.state_dict(),
-                "method_state": method.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch + 1,
-                "rng": rng_state(shuffle),
-                "history": history,
-                "config": OmegaConf.to_container(cfg, resolve=True),
-            },
-        )
+        save(epoch + 1)
         epoch_log.epoch(history[-1])  # after the checkpoint: the log never runs ahead of it
 
     test = {

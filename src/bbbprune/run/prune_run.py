@@ -10,7 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.tensors import load_tensors
 from ..evaluation.analyses import PrunedRun, write_analyses
 from ..evaluation.pruning import check_criteria, evaluate_pruning
-from ..evaluation.records import analyses_for
+from ..evaluation.records import METRICS, analyses_for
+from ..storage import read_json
 from .checkpoints import load_run
 from .distributed import resolve_device
 from .finetune import finetune_model
@@ -47,6 +48,13 @@ def prune_run(
         finetune_model(pruned, method, run_cfg, load_data()[0], epochs, lr_scale)
 
     trained = {k: v.clone() for k, v in model.state_dict().items()}
+    # time spent beyond training the network this run started from (fine-tuning, a Laplace
+    # fit); 0 for a network trained from scratch: it is the starting point
+    extra_wall = (
+        sum(h["wall_time_s"] for h in read_json(Path(run_dir) / METRICS)["history"])
+        if run_cfg.train.get("init_from")
+        else 0.0
+    )
     records = evaluate_pruning(
         Path(run_dir),
         method,
@@ -59,6 +67,7 @@ def prune_run(
         finetune=finetune,
         overwrite=overwrite,
         log=log,
+        extra_wall_s=extra_wall,
     )
     # what the experiment's table shows beyond the records, from the trained (unpruned) model
     model.load_state_dict(trained)
