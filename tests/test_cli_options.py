@@ -186,8 +186,9 @@ def test_runs_lists_state_and_epochs_and_filters(tmp_path):
     history = json.dumps({"finished": True, "history": [{}, {}, {}]})
     _fake_run(root, "a-finished", metrics_json=history)
     _fake_run(root, "b-failed", method="sgd", failed_json='{"reason": "x"}')
-    _fake_run(root, "c-running", run_lock=json.dumps({"pid": os.getpid(), "host": os.uname()[1]}))
-    _fake_run(root, "d-killed", run_lock=json.dumps({"pid": gone.pid, "host": os.uname()[1]}))
+    # the training lock names its holder (run/lock.py): running while that process lives
+    _fake_run(root, "c-running", **{"_lock": f"pid={os.getpid()}\nhost={os.uname()[1]}\n"})
+    _fake_run(root, "d-killed", **{"_lock": f"pid={gone.pid}\nhost={os.uname()[1]}\n"})
     _fake_run(root, "e-stopped", train_log="epoch 1 ...\nepoch 2 ...\n", checkpoint_pt="x")
     (root / "not-a-run").mkdir()
 

@@ -28,8 +28,10 @@ def test_table_over_records_only(tmp_path, data_root):
 
     out = run("table", "experiment=structured_lenet", *common)
     assert out.returncode == 0, out.stderr[-2000:]
-    table = (tmp_path / "results" / "structured_lenet.md").read_text()
+    table = (tmp_path / "results" / "smoke" / "structured_lenet.md").read_text()  # by scale
     assert "## Missing" not in table
     for figure in ("log_alpha_histograms", "first_layer_masks"):
-        assert (tmp_path / "results" / f"structured_lenet_{figure}.png").stat().st_size > 0
+        assert (
+            tmp_path / "results" / "smoke" / f"structured_lenet_{figure}.png"
+        ).stat().st_size > 0
         assert f"structured_lenet_{figure}.png" in table

@@ -192,7 +192,7 @@ def _training_started(run_dir) -> bool:
     """Whether the run got as far as training: its config.yaml is written when the first epoch
     starts (a diverged run keeps its directory, so that its failure is listed by the table)."""
     from ..evaluation.records import METRICS
-    from ..run.identity import CHECKPOINT, CONFIG
+    from ..run.checkpoints import CHECKPOINT, CONFIG
 
     return any((run_dir / f).exists() for f in (CONFIG, CHECKPOINT, METRICS))
 
