@@ -1,0 +1,5 @@
+"""``python -m bbbprune.cli``: the same as the ``bbbprune`` command."""
+
+from . import main
+
+main()
