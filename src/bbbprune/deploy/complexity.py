@@ -61,6 +61,14 @@ def count_macs(net: nn.Module, input_shape) -> int:
         # one output element reads (in_channels / groups)·kh·kw inputs (conv) or in_features
         # (linear): the size of one row of the weight
         hooks.append(m.register_forward_hook(hook_for(w.shape[1:].numel())))
+    probe_forward(net, input_shape, hooks)
+    return total[0]
+
+
+def probe_forward(net: nn.Module, input_shape, hooks) -> None:
+    """One eval-mode pass of a zero input of ``input_shape`` through ``net`` (so that the
+    forward ``hooks`` see every layer's output shape); then the hooks are removed and the
+    training mode restored."""
     p = next(net.parameters())
     was_training = net.training
     net.eval()
@@ -70,7 +78,6 @@ def count_macs(net: nn.Module, input_shape) -> int:
         net.train(was_training)
         for h in hooks:
             h.remove()
-    return total[0]
 
 
 def dense_copy(model: nn.Module) -> nn.Module:

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..pruning.masking import sparsity
-from .complexity import count_macs, count_weights, dense_copy
+from .complexity import count_macs, count_weights, dense_copy, probe_forward
 from .primitives import effective_weight
 from .structured import shrink
 
@@ -60,15 +60,7 @@ def nonzero_macs(net: nn.Module, input_shape) -> int:
         return hook
 
     hooks = [m.register_forward_hook(hook_for(i)) for i, (m, _) in enumerate(layers)]
-    p = next(net.parameters())
-    was_training = net.training
-    net.eval()
-    try:
-        net(torch.zeros(1, *input_shape, dtype=p.dtype, device=p.device))
-    finally:
-        net.train(was_training)
-        for h in hooks:
-            h.remove()
+    probe_forward(net, input_shape, hooks)
     return sum(int(w.count_nonzero()) * positions.get(i, 0) for i, (_, w) in enumerate(layers))
 
 
