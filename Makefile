@@ -3,13 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-JOBS ?= 1
+SHELL := /bin/bash
+JOBS ?= 2
 SCALE ?= small
-# JOBS>1: train each experiment's sweep with that many local worker processes (hydra joblib)
-LAUNCHER = $(if $(filter-out 0 1,$(JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS))
-EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad blundell_prior_grid blundell_table2_seeds \
-  molchanov_lenet molchanov_lenet5 structured_lenet random_labels kefan_mlp kefan_lenet5 kefan_lenet5_layered kefan_lenet5_long kefan_lenet5_full kefan_lenet5_full_long kefan_cifar \
-  saha_simulated ssvi_mnist calibration_mnist calibration_fmnist
+# JOBS: how many experiments train at once (each in its own process, one thread per job, so the
+# numbers are the same for any JOBS); the sweep of one experiment runs its jobs one after another
+# The default list: one experiment per published table, and our own tables. Searches
+# (blundell_prior_grid, kefan_*_choice, the kefan_lenet5 variants) run on their own.
+EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad molchanov_lenet molchanov_lenet5 \
+  structured_lenet random_labels kefan_mlp kefan_lenet5 saha_simulated ssvi_mnist \
+  calibration_mnist calibration_fmnist
+REPRODUCE_LOGS = $(or $(BBBPRUNE_RUNS),runs)/reproduce-$(SCALE)
+THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+OVERRIDES ?=  # extra options for every train and table command, e.g. OVERRIDES=device=cpu
 
 .PHONY: help venv data test test-all reproduce-tables tables lint benchmark benchmark-sweep clean
 
@@ -34,12 +40,32 @@ test: $(STAMP)  ## the test suite (quick: slow tests deselected)
 test-all: $(STAMP)  ## every test, slow ones included
 	$(BIN)/python -m pytest -q -m ''
 
-reproduce-tables: data  ## train, prune and write every table under results/ (incremental, resumable)
-	@status=0; for e in $(EXPERIMENTS); do \
-	  echo "== $$e (scale=$(SCALE))"; \
-	  $(BIN)/bbbprune train -m experiment=$$e scale=$(SCALE) train.resume=true $(LAUNCHER) || status=1; \
-	  $(BIN)/bbbprune table experiment=$$e scale=$(SCALE) || exit 1; \
-	done; exit $$status  # a failed job: the table lists it, the other jobs and tables still ran
+reproduce-tables:  ## venv, data, then train, prune and tabulate every experiment; results/README.md (resumable)
+	@start=$$(date +%s); $(MAKE) --no-print-directory data || exit 1; \
+	mkdir -p $(REPRODUCE_LOGS); rm -f $(REPRODUCE_LOGS)/times.tsv; \
+	echo "== $(words $(EXPERIMENTS)) experiments, scale=$(SCALE), $(JOBS) at a time; logs in $(REPRODUCE_LOGS)/"; \
+	$(MAKE) --no-print-directory -k -j$(JOBS) $(addprefix experiment-,$(EXPERIMENTS)); status=$$?; \
+	total=$$(( $$(date +%s) - start )); printf 'total\t%s\n' $$total >> $(REPRODUCE_LOGS)/times.tsv; \
+	$(BIN)/bbbprune overview scale=$(SCALE) overview.times=$(REPRODUCE_LOGS)/times.tsv \
+	  'overview.experiments=[$(subst $(space),$(comma),$(strip $(EXPERIMENTS)))]' || status=1; \
+	echo "== every table in $$((total / 60)) min $$((total % 60)) s (venv and data included)"; \
+	sed 's/\t/: /; s/$$/ s/' $(REPRODUCE_LOGS)/times.tsv; exit $$status
+
+space := $(subst ,, )
+comma := ,
+# blundell_table2 and vidlicka read blundell_table1's runs, structured_lenet molchanov_lenet's
+# Sparse VD run: they start after those (when both are in the list)
+experiment-blundell_table2 experiment-vidlicka: $(if $(filter blundell_table1,$(EXPERIMENTS)),experiment-blundell_table1)
+experiment-structured_lenet: $(if $(filter molchanov_lenet,$(EXPERIMENTS)),experiment-molchanov_lenet)
+
+experiment-%: $(STAMP)  ## (one experiment: its sweep, then its table; used by reproduce-tables)
+	@s=$$(date +%s); echo "== $* started"; \
+	$(THREADS) $(BIN)/bbbprune train -m experiment=$* scale=$(SCALE) train.resume=true $(OVERRIDES) 2>&1 \
+	  | tee $(REPRODUCE_LOGS)/$*.log | sed -u 's/^/[$*] /'; status=$${PIPESTATUS[0]}; \
+	$(BIN)/bbbprune table experiment=$* scale=$(SCALE) $(OVERRIDES) 2>&1 | sed 's/^/[$*] /'; \
+	[ $${PIPESTATUS[0]} = 0 ] || status=1; \
+	printf '%s\t%s\n' $* $$(( $$(date +%s) - s )) >> $(REPRODUCE_LOGS)/times.tsv; \
+	echo "== $* done in $$(( $$(date +%s) - s )) s"; exit $$status
 
 tables: $(STAMP)  ## rewrite the tables from the records already on disk
 	@for e in $(EXPERIMENTS); do $(BIN)/bbbprune table experiment=$$e scale=$(SCALE) || exit 1; done

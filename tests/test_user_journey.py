@@ -43,7 +43,12 @@ def test_one_run_from_training_to_re_evaluation(tmp_path, data_root):
     # the evaluation shows progress: 3 criteria x 3 smoke fractions
     assert "evaluated 9/9: random at 90.00%" in out.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["evaluation_time_s"] > 0 and metrics["evaluation_records"] == 18
+    # snr (BBB's own criterion): mean and sampled records; |mu| and random: the mean only
+    assert metrics["evaluation_time_s"] > 0 and metrics["evaluation_records"] == 3 * 2 + 3 + 3
+    records = {p.name for p in (run_dir / "records").iterdir()}
+    assert "snr_0.9000_global_sampled.json" in records
+    assert "magnitude_0.9000_global_mean.json" in records
+    assert "magnitude_0.9000_global_sampled.json" not in records
     record = json.loads((run_dir / "records" / "snr_0.5000_global_sampled.json").read_text())
     assert record["eval_images"] == 100  # the tiny test set (below smoke's eval_subset)
 

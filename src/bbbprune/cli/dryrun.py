@@ -31,7 +31,11 @@ def sweep_jobs(overrides: list[str], multirun: bool, view: ConfigView) -> list[l
     if multirun:
         params = view.compose(first, hydra_config=True).hydra.sweeper.params or {}
         for o in parse_overrides([f"{k}={v}" for k, v in params.items()]):
-            axes[o.key_or_group] = [str(v) for v in o.sweep_string_iterator()]
+            axes[o.key_or_group] = (
+                [str(v) for v in o.sweep_string_iterator()]
+                if o.is_sweep_override()
+                else [o.get_value_element_as_str()]  # a sweep of one value: `method: bbb`
+            )
     for o in parsed:
         if o.is_sweep_override():
             axes[o.key_or_group] = list(o.sweep_string_iterator())

@@ -15,7 +15,7 @@ from ..deploy.counting import deployed_counts
 from ..deploy.export import export_measurements
 from ..deploy.shrink import shrink_measurements
 from ..deploy.structured import removed_units
-from ..errors import UserError
+from ..errors import UserError, check_choice
 from ..methods import Method
 from ..pruning.criteria import prune_model
 from ..pruning.masking import apply_masks, sparsity
@@ -25,6 +25,9 @@ from .controls import control_fields, control_jobs
 from .predictive import uncertainty_metrics, validation_metrics
 from .progress import EvalProgress, eval_subset
 from .records import METRICS, NATIVE, pruning_record, record_path, record_seed
+
+
+PREDICTIONS = ("primary", "all")  # prune.predictions
 
 
 def _cuda_devices(device) -> list[int]:
@@ -71,10 +74,24 @@ def evaluate_pruning(
     overwrite = overwrite or bool(prune_cfg.get("overwrite", False))
     check_criteria(method, criteria)
 
+    every_mode = (
+        check_choice("prune.predictions", str(prune_cfg.get("predictions", "primary")), PREDICTIONS)
+        == "all"
+    )
+
+    def modes(criterion):
+        """The prediction modes of ``criterion``'s records: every mode of the method for its
+        own (first) criterion and its native rule, or for all with prune.predictions=all; the
+        mean weights only for the other criteria and the controls (their sampled predictive
+        costs S passes each and no table reads it)."""
+        if every_mode or criterion in (method.criteria[0], NATIVE):
+            return method.prediction_modes
+        return ("mean",)
+
     def done(criterion, fraction):
         return not overwrite and all(
             record_path(run_dir, criterion, fraction, scope, epochs, m).exists()
-            for m in method.prediction_modes
+            for m in modes(criterion)
         )
 
     def by_score(criterion, fraction):
@@ -128,7 +145,7 @@ def evaluate_pruning(
                 **exported,
                 **shrink_measurements(model, data.x_test[:256], int(prune_cfg.latency_repeats)),
             }
-        for mode in method.prediction_modes:
+        for mode in modes(criterion):
             # the sampled predictive draws from a generator seeded by the run and the record,
             # so evaluating a record again repeats its numbers
             seed = record_seed(run_dir.name, criterion, key, scope, mode)
