@@ -72,11 +72,9 @@ tables: $(STAMP)  ## rewrite the tables from the records already on disk
 
 PEERS := blitz-bayesian-pytorch==0.2.8 bayesian-torch==0.5.0
 
-benchmark: $(STAMP)  ## trainer-overhead and BBB step-cost benchmarks (installs the BBB peers, --no-deps)
+benchmark: $(STAMP)  ## trainer overhead, BBB step, LeNet-5 epoch, export -> results/benchmarks.txt
 	$(BIN)/pip install --quiet --no-deps $(PEERS)
-	$(BIN)/python scripts/bench_trainer_overhead.py
-	$(BIN)/python scripts/bench_bbb_step.py
-	OMP_NUM_THREADS=1 $(BIN)/python scripts/bench_export.py  # needs blundell_table1's BBB run
+	$(BIN)/python scripts/benchmarks.py
 
 benchmark-sweep: $(STAMP)  ## 4 jobs: joblib with 2 workers against serial (results/benchmarks_sweep.txt)
 	$(BIN)/python scripts/bench_sweep.py

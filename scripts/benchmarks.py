@@ -1,0 +1,142 @@
+"""Run the benchmarks in order and write their output to results/benchmarks.txt (``make benchmark``).
+
+A header (date in UTC, ``git describe --always --dirty``, CPU model, cores, torch version and
+threads, load average) is followed by the output of each script, as printed, under the command
+that produced it: trainer overhead, BBB step cost (with the peers BLiTZ and bayesian-torch when
+installed), LeNet-5-Caffe epoch, and the export benchmark when blundell_table1's BBB run exists
+(otherwise a line says it was skipped). The output is also shown as it comes. The file is written
+only when every script succeeded, through a temporary file and a rename
+(bbbprune.storage.write_text), so an interrupted or failed run leaves the previous file whole.
+
+    .venv/bin/python scripts/benchmarks.py [--out results/benchmarks.txt] [--tiny]
+
+``--tiny`` runs every script at a size of seconds (to check the assembly, not to measure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from bbbprune.storage import write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+# blundell_table1's BBB run, the default entry of bench_export.py
+EXPORT_RUN = Path("runs/bbb-mnist-mlp-400-400-s0-7201112d8c")
+TINY = {
+    "bench_trainer_overhead.py": ["--rounds", "1", "--examples", "256"],
+    "bench_bbb_step.py": ["--steps", "2", "--rounds", "1"],
+    "bench_lenet5_epoch.py": ["--images", "100", "--rounds", "1", "--matmul-repeats", "1"],
+    "bench_export.py": ["--repeats", "4"],
+}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def git_describe() -> str:
+    try:
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def load() -> str:
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def header(tiny: bool) -> list[str]:
+    lines = [
+        "# make benchmark output (written by scripts/benchmarks.py)",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- commit: {git_describe()}",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, "
+        f"{'CUDA available' if torch.cuda.is_available() else 'no GPU'}",
+        f"- load average before: {load()}",
+    ]
+    if tiny:
+        lines.append("- --tiny: every benchmark at a size of seconds; these are not measurements")
+    return lines + [""]
+
+
+def run_script(name: str, args: list[str], env: dict | None = None) -> list[str]:
+    """Run scripts/<name> with this interpreter, echo its stdout line by line and return it
+    under a ``$ python scripts/<name> ...`` line; a failure ends the program (exit 1)."""
+    shown = " ".join([f"python scripts/{name}", *args])
+    if env:
+        shown = " ".join([*(f"{k}={v}" for k, v in env.items()), shown])
+    print(f"$ {shown}", flush=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / name), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    out = []
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        out.append(line.rstrip("\n"))
+    if proc.wait() != 0:
+        sys.exit(f"scripts/{name} failed (exit {proc.returncode}); benchmarks file not written")
+    return [f"$ {shown}", *out, ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks.txt")
+    parser.add_argument("--tiny", action="store_true", help="sizes of seconds (a check only)")
+    args = parser.parse_args()
+
+    def extra(name: str) -> list[str]:
+        return TINY[name] if args.tiny else []
+
+    lines = header(args.tiny)
+    print("\n".join(lines), flush=True)
+    for name in ("bench_trainer_overhead.py", "bench_bbb_step.py", "bench_lenet5_epoch.py"):
+        lines += run_script(name, extra(name))
+    if (ROOT / EXPORT_RUN).is_dir():
+        with tempfile.TemporaryDirectory() as tmp:
+            # --tiny leaves results/benchmarks_export.txt alone
+            out = ["--out", str(Path(tmp) / "export.txt")] if args.tiny else []
+            lines += run_script(
+                "bench_export.py", extra("bench_export.py") + out, {"OMP_NUM_THREADS": "1"}
+            )
+    else:
+        skipped = (
+            f"(export benchmark skipped: blundell_table1's BBB run {EXPORT_RUN} does not exist)"
+        )
+        print(skipped)
+        lines += ["$ python scripts/bench_export.py", skipped, ""]
+    lines.append(f"- load average after: {load()}")
+    write_text(args.out, "\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
