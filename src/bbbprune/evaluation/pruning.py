@@ -27,7 +27,12 @@ from .progress import EvalProgress, eval_subset
 from .records import METRICS, NATIVE, pruning_record, record_path, record_seed
 
 
-PREDICTIONS = ("primary", "all")  # prune.predictions
+# prune.predictions: the criteria whose records get every prediction mode (sampled, ensemble, ...)
+PREDICTIONS = {
+    "all": lambda method: (*method.criteria, NATIVE),
+    "primary": lambda method: (method.criteria[0], NATIVE),  # the method's own criterion
+    "native": lambda method: (NATIVE,),  # the method's own rule only
+}
 
 
 def _cuda_devices(device) -> list[int]:
@@ -74,19 +79,15 @@ def evaluate_pruning(
     overwrite = overwrite or bool(prune_cfg.get("overwrite", False))
     check_criteria(method, criteria)
 
-    every_mode = (
+    every_mode = PREDICTIONS[
         check_choice("prune.predictions", str(prune_cfg.get("predictions", "primary")), PREDICTIONS)
-        == "all"
-    )
+    ](method)
 
     def modes(criterion):
-        """The prediction modes of ``criterion``'s records: every mode of the method for its
-        own (first) criterion and its native rule, or for all with prune.predictions=all; the
-        mean weights only for the other criteria and the controls (their sampled predictive
-        costs S passes each and no table reads it)."""
-        if every_mode or criterion in (method.criteria[0], NATIVE):
-            return method.prediction_modes
-        return ("mean",)
+        """The prediction modes of ``criterion``'s records: every mode of the method for the
+        criteria prune.predictions names, the mean weights only for the others and for the
+        controls (a sampled predictive costs S passes each)."""
+        return method.prediction_modes if criterion in every_mode else ("mean",)
 
     def done(criterion, fraction):
         return not overwrite and all(
