@@ -358,13 +358,13 @@ def write_overview(
         f"- records written by: {_commits(everything)}",
         f"- dates of the records: {_date_range(everything)}",
         f"- total wall time: {_minutes(times.get('total'))} min "
-        "(training, pruning and tables of every experiment below)",
+        "(every experiment below, start to end; experiments that ran side by side overlap)",
         f"- overview written by commit {git_commit()} on {now}",
         "",
         "One row per table; the headline is one cell of that table (ours, mean ± sample std "
         "over seeds; † one seed only), beside the published number of the same cell where the "
-        "source has one. Wall time: training, pruning and the table of that experiment "
-        "(runs shared with an earlier experiment are not trained again).",
+        "source has one. Wall time: that experiment's training, pruning and table, start to "
+        "end (a run another experiment trained already is not trained again).",
         "",
     ]
     header = ["experiment", "headline", "ours", "published", "wall time (min)", "figures"]
