@@ -334,9 +334,9 @@ def test_bad_times_line_is_one_clear_error(tmp_path):
         overview.read_times(times)
 
 
-def _makefile_experiments() -> list[str]:
-    listed = re.search(r"EXPERIMENTS \?=(.*?)\n\n", (REPO / "Makefile").read_text(), re.S).group(1)
-    return sorted(set(listed.replace("\\", " ").split()) | set(HEADLINED))
+def _experiments() -> list[str]:
+    """Every experiment: those that declare a headline and those that inherit one."""
+    return sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 
 
 @pytest.fixture
@@ -345,7 +345,7 @@ def hydra_conf():
         yield
 
 
-@pytest.mark.parametrize("name", _makefile_experiments())
+@pytest.mark.parametrize("name", _experiments())
 def test_every_declared_headline_names_a_cell(hydra_conf, name):
     """The experiments' own headlines (and those they pass on to the experiments composed from
     them, e.g. blundell_table2_seeds) are in range, each a cell of a table with no records."""
