@@ -74,6 +74,8 @@ BAD_INPUTS = [
     (["runs", "meth=bbb"], "unknown filter 'meth'; did you mean method?"),
     (["runs", "state=done"], "unknown state 'done'; choose from: finished, running, failed"),
     (["fly"], "unknown command 'fly'"),
+    (["overview", "overview.experiments=[prasd]"], "unknown experiment 'prasd' in overview"),
+    (["overview", "overview.experiments=prasad"], "overview.experiments expects a list of names"),
 ]
 
 

@@ -1,6 +1,6 @@
 """The ``bbbprune`` command: ``bbbprune <command> [hydra overrides...]``.
 
-Commands: train, prune, export, table, data (each composes the root config conf/config.yaml,
+Commands: train, prune, export, table, overview, data (each composes the root config conf/config.yaml,
 shipped inside the package as bbbprune.conf, and accepts Hydra's options, e.g. ``-m`` sweeps)
 and runs (lists run directories). Every option is checked (cli/options.py) before torch, data
 or checkpoints load; a mistake is one line on stderr and exit status 2.
@@ -29,6 +29,8 @@ commands:
           run=<run dir> prune.criterion=snr prune.fraction=0.98 [export.layout=auto|sparse|dense]
           [export.path=model.pt]
   table   gather records into results/<experiment>.md:  experiment=<name>
+  overview  results/README.md over the tables written:  [overview.experiments=[a,b,...]]
+          [overview.times=<file of name<TAB>seconds lines>]
   data    provision a dataset:  dataset=mnist|fmnist|cifar10 [data.refetch=true]
   runs    list run directories and their state:  [method=bbb state=failed ...]
 
@@ -127,6 +129,12 @@ def cmd_table(cfg: DictConfig) -> None:
     log_table(cfg, table, files)  # logger=mlflow: artifacts of the experiment's parent run
 
 
+def cmd_overview(cfg: DictConfig) -> None:
+    from ..report.overview import write_overview_from_config
+
+    write_overview_from_config(cfg)
+
+
 REFETCH_HINT = "to fetch it again: bbbprune data dataset={name} data.refetch=true"
 
 
@@ -170,6 +178,7 @@ COMMANDS = {
     "train": cmd_train,
     "prune": cmd_prune,
     "table": cmd_table,
+    "overview": cmd_overview,
     "data": cmd_data,
     "export": cmd_export,
     "runs": None,  # reads run directories only: no Hydra app (cli/runs.py)

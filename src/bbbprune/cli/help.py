@@ -82,6 +82,13 @@ COMMANDS = {
         ["paths.results", "paths.runs"],
         ["experiment", "scale"],
     ),
+    "overview": (
+        "Write results/README.md: one row per experiment's table (its headline cell, the "
+        "published number, wall time, figures) and error-against-compression figures per dataset.",
+        "[overview.experiments=[a,b,...]] [overview.times=<file>] [key=value ...]",
+        ["overview.experiments", "overview.times", "paths.results"],
+        ["scale"],
+    ),
     "data": (
         "Provision a dataset under paths.data and check every file's checksum.",
         "dataset=<name> [key=value ...]",

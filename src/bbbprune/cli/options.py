@@ -282,6 +282,21 @@ def check_run_dir(command: str, cfg) -> None:
         )
 
 
+def check_overview(cfg, view: ConfigView) -> None:
+    """``overview.experiments``: a list of experiment names (conf/experiment/)."""
+    names = cfg.overview.experiments
+    if names is None:
+        return
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise UserError(f"overview.experiments expects a list of names such as [a, b], got {names}")
+    valid = view.choices("experiment")
+    for name in names:
+        if name not in valid:
+            raise UserError(
+                f"unknown experiment {name!r} in overview.experiments{suggest(name, valid)}"
+            )
+
+
 def first_job_text(o) -> str:
     """The override as the first job of its sweep sees it (itself, if not a sweep)."""
     if not o.is_sweep_override():
@@ -343,6 +358,8 @@ def validate(inv: Invocation, view: ConfigView | None = None):
                 OmegaConf.update(cfg, key, values[0], merge=False)
         if inv.command in ("prune", "export"):
             check_run_dir(inv.command, cfg)
+        if inv.command == "overview":
+            check_overview(cfg, view)
         return cfg
     finally:
         if own_view:
