@@ -98,6 +98,25 @@ def test_lenet5_macs_by_hand():
     assert c["speedup_theoretical"] == pytest.approx(97_272 / 68_280)
 
 
+def test_lenet5_with_every_first_filter_removed_is_a_constant_network():
+    """No filter of conv1 left: nothing reaches conv2, fc1 or fc2, so the deployed network keeps
+    no weight and computes no multiply-add (its output is the folded bias), and the rebuild is
+    reported as collapsed rather than run (torch refuses a convolution with no filters)."""
+    from bbbprune.deploy.complexity import compression_summary
+
+    net = LeNet5(FACTORY, (1, 28, 28), 10, conv=(4, 6), fc=12)
+    _nonzero_weights(net)
+    masks = _ones_masks(net)
+    masks["features.0"][:] = 0
+    apply_masks(net, masks)
+    c = deployed_counts(net, (1, 28, 28))
+    assert (c["weights_deployed"], c["macs_deployed"]) == (0, 0)
+    assert c["weights_masked"] == 100
+    summary = compression_summary(net, torch.zeros(2, 1, 28, 28), measure_speed=True)
+    assert summary["rebuild_collapsed"] and summary["macs_pruned"] == 0
+    assert summary["filters_pruned"] == 0 and summary["channel_sparsity"] == 1
+
+
 def test_unpruned_network_counts_every_weight():
     net = MLP(FACTORY, 5, [3], 2)
     _nonzero_weights(net)

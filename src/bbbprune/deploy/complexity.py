@@ -103,6 +103,12 @@ def median_latency_ms(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def empty_convolution(net: nn.Module) -> bool:
+    """A convolution of ``net`` has no filter left: no signal passes it, so the network's output
+    is a constant, and torch cannot run a convolution with no filters (0 multiply-adds)."""
+    return any(isinstance(m, nn.Conv2d) and m.out_channels == 0 for m in net.modules())
+
+
 def compression_summary(
     model: nn.Module,
     x: torch.Tensor,
@@ -119,6 +125,12 @@ def compression_summary(
     small = shrink(model).eval()
     dense = dense_copy(model)
     shape = tuple(x.shape[1:])
+    if empty_convolution(small):  # a constant network: nothing to run or time
+        out = {"weights_dense": count_weights(dense), "weights_pruned": count_weights(small)}
+        out |= {"macs_dense": count_macs(dense, shape), "macs_pruned": 0, "rebuild_collapsed": True}
+        out["filters_dense"], out["filters_pruned"] = count_filters(dense), count_filters(small)
+        out["channel_sparsity"] = 1 - out["filters_pruned"] / max(out["filters_dense"], 1)
+        return out
     with torch.no_grad(), sampling(model, False):  # Bayesian layers: their means
         a, b = model(x), small(x)
     diff, same = (a - b).abs().max().item(), bool((a.argmax(1) == b.argmax(1)).all())

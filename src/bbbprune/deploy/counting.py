@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..pruning.masking import sparsity
-from .complexity import count_macs, count_weights, dense_copy, probe_forward
+from .complexity import count_macs, count_weights, dense_copy, empty_convolution, probe_forward
 from .primitives import effective_weight
 from .structured import shrink
 
@@ -84,7 +84,9 @@ def deployed_counts(model: nn.Module, input_shape) -> dict:
             deployed_net, rebuilt = model, False
         deployed = sum(int(w.count_nonzero()) for _, w in applied_weights(deployed_net))
         macs_dense = count_macs(dense, input_shape)  # every weight, zero-valued or not
-        macs_deployed = nonzero_macs(deployed_net, input_shape)
+        macs_deployed = (
+            0 if empty_convolution(deployed_net) else nonzero_macs(deployed_net, input_shape)
+        )
     finally:
         model.train(was_training)
     return {

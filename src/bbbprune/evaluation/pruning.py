@@ -26,7 +26,6 @@ from .predictive import uncertainty_metrics, validation_metrics
 from .progress import EvalProgress, eval_subset
 from .records import METRICS, NATIVE, pruning_record, record_path, record_seed
 
-
 # prune.predictions: the criteria whose records get every prediction mode (sampled, ensemble, ...)
 PREDICTIONS = {
     "all": lambda method: (*method.criteria, NATIVE),

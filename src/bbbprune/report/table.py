@@ -56,13 +56,15 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     df, runs, missing = gather(jobs)
     seeds = sorted({r["seed"] for r in runs})
     commits = sorted({r["commit"] for r in runs})
+    record_commits = sorted(set(df["commit"].dropna())) if "commit" in df else []
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"# {spec['title']}", ""]
     out += [
         f"- scale: **{cfg.scale.name}** ({spec.get('scale_note', '')})".replace(" ()", ""),
         f"- seeds: {', '.join(map(str, seeds)) or '–'} ({len(seeds)} seed{'s' * (len(seeds) != 1)};"
         " cells with more than one seed show mean ± std)",
-        f"- commit of the runs: {', '.join(commits) or '–'}; table written by commit {git_commit()}",
+        f"- commit of the runs: {', '.join(commits) or '–'}; of the pruning records: "
+        f"{', '.join(record_commits) or '–'}; table written by commit {git_commit()}",
         f"- date: {now}",
         f"- reproduce: `bbbprune train -m experiment={name} scale={cfg.scale.name}` then "
         f"`bbbprune table experiment={name} scale={cfg.scale.name}`",
