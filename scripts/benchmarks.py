@@ -134,7 +134,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             # --tiny leaves results/benchmarks_export.txt alone
             out = ["--out", str(Path(tmp) / "export.txt")] if args.tiny else []
-            entry = [f"{export_run}:snr:0.98"]
+            entry = [f"{export_run.relative_to(ROOT)}:snr:0.98"]  # relative: no machine path in the output
             lines += run_script(
                 "bench_export.py",
                 entry + extra("bench_export.py") + out,

@@ -302,3 +302,18 @@ def test_dry_run_lists_jobs_marks_done_ones_and_estimates_from_epochs_seen(tmp_p
     assert lines[-1] == "estimate for the jobs to run: ~18 s, training only"
     assert not (tmp_path / "runs" / "hydra").exists()
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [first]
+
+
+def test_dry_run_of_a_sweep_with_one_value():
+    """vidlicka sweeps `method: bbb_pi25_spike7` and `dataset: mnist`, one value each: one job
+    whose run carries the experiment's BBB prior."""
+    out = subprocess.run(
+        [str(BIN), "train", "-m", "experiment=vidlicka", "scale=smoke", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("1 jobs: ")
+    assert "method=bbb_pi25_spike7" in lines[1] and "dataset=mnist" in lines[1]
