@@ -34,7 +34,7 @@ def test_unknown_command_is_one_line():
     assert out.returncode == 2
     assert (
         out.stderr.strip()
-        == "bbbprune: error: unknown command 'fly'; valid: train, prune, table, data, export, runs"
+        == "bbbprune: error: unknown command 'fly'; valid: train, prune, table, overview, data, export, runs"
     )
 
 
@@ -55,6 +55,7 @@ def test_user_mistakes_are_one_line_without_traceback(tmp_path):
     assert out.returncode == 2 and "train.epochs must be >= 1" in out.stderr
 
 
+@pytest.mark.slow  # end to end through the command line (about 20 s): make test-all
 def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
     common = smoke_overrides(tmp_path, data_root)
     out = run("train", "-m", "experiment=vidlicka", *common)

@@ -231,6 +231,7 @@ def test_failed_train_leaves_no_run_directory_and_no_hydra_folder(tmp_path):
     assert files_under(tmp_path) == []
 
 
+@pytest.mark.slow  # end to end through the command line (about 20 s): make test-all
 def test_corrupted_data_offers_to_fetch_again(tmp_path):
     data = tmp_path / "data"
     write_tiny_idx(data / "MNIST" / "raw")  # not the published files: every checksum fails

@@ -76,7 +76,7 @@ def test_experiment_sweeps_expand_to_distinct_runs(experiment):
 def test_scale_sets_the_epochs():
     assert compose_config(["scale=smoke"]).train.epochs == 1
     assert compose_config(["experiment=blundell_table1", "scale=paper"]).train.epochs == 600
-    assert compose_config(["experiment=prasad", "scale=small"]).train.epochs == 20
+    assert compose_config(["experiment=prasad", "scale=small"]).train.epochs == 5
 
 
 def test_runs_shared_between_experiments_are_trained_once():

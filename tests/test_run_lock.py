@@ -119,6 +119,7 @@ def _train_cli(overrides, *extra) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # end to end through the command line (about 20 s): make test-all
 def test_two_train_commands_of_one_run_train_it_once(tmp_path, data_root):
     """A second `bbbprune train` of a run that a first one is training waits, naming the first,
     and then finds the run trained; with train.lock=fail it stops with one line naming it."""

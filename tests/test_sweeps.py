@@ -19,6 +19,7 @@ def finished_runs(runs: Path) -> list[Path]:
     return sorted(p for p in runs.iterdir() if (p / "metrics.json").exists())
 
 
+@pytest.mark.slow  # end to end through the command line (about 20 s): make test-all
 def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_root):
     common = smoke_overrides(tmp_path, data_root)
     two = ["hydra.sweeper.params.method='sgd,dropout'"]  # two of the table's four jobs
@@ -56,6 +57,7 @@ def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_
     assert "## Missing" not in table
 
 
+@pytest.mark.slow  # end to end through the command line (about 20 s): make test-all
 def test_failing_job_does_not_stop_the_sweep_and_the_table_names_it(tmp_path, data_root):
     """lr=1e30 diverges (NaN loss → TrainingDiverged); the lr=0.01 job still runs to the end.
     The sweep exits 1 with one line naming the failed job, and the failure is recorded."""

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from conftest import smoke_overrides
 from test_cli import run
 
 
+@pytest.mark.slow  # end to end through the command line (about 20 s): make test-all
 def test_table_over_records_only(tmp_path, data_root):
     common = smoke_overrides(tmp_path, data_root)
     out = run("train", "-m", "experiment=structured_lenet", *common)
