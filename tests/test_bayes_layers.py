@@ -156,7 +156,7 @@ def test_conv_pruned_kernels_are_zero():
 
 
 # the conv case takes minutes on 2 cores (see docs/notes.md): it runs in make test-all
-@pytest.mark.parametrize("layer_cls", ["linear", pytest.param("conv", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("layer_cls", ["linear", "conv"])
 def test_local_reparameterisation_matches_sampled_weights(layer_cls):
     """Local reparameterisation samples pre-activations from N(x·μ, x²·σ²): the same mean and
     variance as sampling the weights (Monte Carlo over 20k draws)."""
@@ -204,8 +204,7 @@ def test_blundell_minibatch_weights_sum_to_one():
         assert weights[0] == pytest.approx(2 ** (m - 1) / (2**m - 1) if m < 1000 else 0.5)
 
 
-# sampling weights (False) takes minutes on 2 cores (see docs/notes.md): it runs in make test-all
-@pytest.mark.parametrize("local_reparam", [pytest.param(False, marks=pytest.mark.slow), True])
+@pytest.mark.parametrize("local_reparam", [False, True])
 def test_conjugate_linear_regression_recovers_the_exact_posterior(local_reparam):
     """y = X w + noise, noise N(0, s_n²) known, prior w ~ N(0, s_p² I). With orthogonal columns
     the exact posterior is factorised, so the mean-field optimum equals it:
