@@ -358,7 +358,8 @@ def write_overview(
         f"- records written by: {_commits(everything)}",
         f"- dates of the records: {_date_range(everything)}",
         f"- total wall time: {_minutes(times.get('total'))} min "
-        "(every experiment below, start to end; experiments that ran side by side overlap)",
+        "(the whole `make reproduce-tables`, start to end: venv, data and every experiment "
+        "below; experiments that ran side by side overlap)",
         f"- overview written by commit {git_commit()} on {now}",
         "",
         "One row per table; the headline is one cell of that table (ours, mean ± sample std "
