@@ -41,7 +41,8 @@ def work(cfg) -> tuple[int, int]:
     assert n_eval, "smoke evaluates on the whole test set"
     passes = 1 + (m.get("eval_samples") or 0)  # mean weights, plus the sampled predictive
     records = len(criteria) * len(cfg.prune.fractions) + 1  # + a method's own rule
-    return steps, records * passes * 2 * n_eval  # test and validation images
+    splits = 3 if cfg.get("ood") else 2  # test and validation images, and the OOD test images
+    return steps, records * passes * splits * n_eval
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -110,6 +110,8 @@ def evaluate_pruning(
         return []
     data, ood_x = load_data()
     data = eval_subset(data, prune_cfg.get("eval_subset"))  # smoke runs: the first n images
+    if prune_cfg.get("eval_subset") and ood_x is not None:  # ... of the OOD test set too
+        ood_x = ood_x[: int(prune_cfg.eval_subset)]
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = read_json(run_dir / METRICS)
     written = []
