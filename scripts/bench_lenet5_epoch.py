@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from bench_trainer_overhead import bare_epoch  # scripts/ is on sys.path when run as a script
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -61,18 +61,6 @@ def method_and_optimizer_factory(name: str, fused: bool):
     if not fused:
         opt_cfg.fused = False
     return method, instantiate(opt_cfg), OmegaConf.to_container(opt_cfg)
-
-
-def bare_epoch(model, optimizer, x, y, generator) -> None:
-    """Forward, cross-entropy, backward, optimizer step over one shuffled pass."""
-    model.train()
-    perm = torch.randperm(len(x), generator=generator)
-    for i in range(0, len(x), BATCH):
-        idx = perm[i : i + BATCH]
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        loss.backward()
-        optimizer.step()
 
 
 def matmul_seconds(a: torch.Tensor, b: torch.Tensor, repeats: int) -> list[float]:
@@ -133,7 +121,7 @@ def main() -> None:
 
     def bare_run(name):
         model, opt, g = runs[name]["bare"]
-        bare_epoch(model, opt, x, y, g)
+        bare_epoch(model, opt, x, y, g, batch=BATCH)
 
     a, b = torch.rand(MATMUL_N, MATMUL_N), torch.rand(MATMUL_N, MATMUL_N)
     matmul_seconds(a, b, 2)  # warm-up

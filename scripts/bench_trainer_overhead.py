@@ -28,11 +28,13 @@ D, H, C, BATCH = 784, 400, 10, 128
 TARGET = 1.10
 
 
-def bare_epoch(model, optimizer, x, y, generator):
+def bare_epoch(model, optimizer, x, y, generator, batch: int = BATCH) -> None:
+    """Forward, cross-entropy, backward, optimizer step over one shuffled pass (also used by
+    bench_lenet5_epoch.py)."""
     model.train()
     perm = torch.randperm(len(x), generator=generator)
-    for i in range(0, len(x), BATCH):
-        idx = perm[i : i + BATCH]
+    for i in range(0, len(x), batch):
+        idx = perm[i : i + batch]
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x[idx]), y[idx])
         loss.backward()

@@ -1,7 +1,7 @@
 """Run the benchmarks in order and write their output to results/benchmarks.txt (``make benchmark``).
 
-A header (date in UTC, ``git describe --always --dirty``, CPU model, cores, torch version and
-threads, load average) is followed by the output of each script, as printed, under the command
+A header (date in UTC, the commit as the tables name it, ``bbbprune.storage.git_commit``; CPU
+model, cores, torch version and threads, load average) is followed by the output of each script, as printed, under the command
 that produced it: trainer overhead, BBB step cost (with the peers BLiTZ and bayesian-torch when
 installed), LeNet-5-Caffe epoch, and the export benchmark when blundell_table1's BBB run exists
 (otherwise a line says it was skipped). The output is also shown as it comes. The file is written
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from bbbprune.storage import write_text
+from bbbprune.storage import git_commit, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -52,20 +52,6 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def git_describe() -> str:
-    try:
-        return subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def load() -> str:
     return ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
@@ -75,7 +61,7 @@ def header(tiny: bool) -> list[str]:
         "# make benchmark output (written by scripts/benchmarks.py)",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
-        f"- commit: {git_describe()}",
+        f"- commit: {git_commit()}",  # the same commit string as the tables' headers
         f"- machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, "
         f"{'CUDA available' if torch.cuda.is_available() else 'no GPU'}",
@@ -134,7 +120,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             # --tiny leaves results/benchmarks_export.txt alone
             out = ["--out", str(Path(tmp) / "export.txt")] if args.tiny else []
-            entry = [f"{export_run.relative_to(ROOT)}:snr:0.98"]  # relative: no machine path in the output
+            entry = [
+                f"{export_run.relative_to(ROOT)}:snr:0.98"
+            ]  # relative: no machine path in the output
             lines += run_script(
                 "bench_export.py",
                 entry + extra("bench_export.py") + out,

@@ -125,25 +125,22 @@ def compression_summary(
     small = shrink(model).eval()
     dense = dense_copy(model)
     shape = tuple(x.shape[1:])
-    if empty_convolution(small):  # a constant network: nothing to run or time
-        out = {"weights_dense": count_weights(dense), "weights_pruned": count_weights(small)}
-        out |= {"macs_dense": count_macs(dense, shape), "macs_pruned": 0, "rebuild_collapsed": True}
-        out["filters_dense"], out["filters_pruned"] = count_filters(dense), count_filters(small)
-        out["channel_sparsity"] = 1 - out["filters_pruned"] / max(out["filters_dense"], 1)
-        return out
-    with torch.no_grad(), sampling(model, False):  # Bayesian layers: their means
-        a, b = model(x), small(x)
-    diff, same = (a - b).abs().max().item(), bool((a.argmax(1) == b.argmax(1)).all())
+    collapsed = empty_convolution(small)  # a constant network: nothing to run or time
     out = {
         "weights_dense": count_weights(dense),
         "weights_pruned": count_weights(small),
         "macs_dense": count_macs(dense, shape),
-        "macs_pruned": count_macs(small, shape),
-        "rebuild_max_abs_diff": diff,
-        "rebuild_same_predictions": same,
+        "macs_pruned": 0 if collapsed else count_macs(small, shape),
+        "filters_dense": count_filters(dense),
+        "filters_pruned": count_filters(small),
     }
-    out["filters_dense"], out["filters_pruned"] = count_filters(dense), count_filters(small)
     out["channel_sparsity"] = 1 - out["filters_pruned"] / max(out["filters_dense"], 1)
+    if collapsed:
+        return out | {"rebuild_collapsed": True}
+    with torch.no_grad(), sampling(model, False):  # Bayesian layers: their means
+        a, b = model(x), small(x)
+    out["rebuild_max_abs_diff"] = (a - b).abs().max().item()
+    out["rebuild_same_predictions"] = bool((a.argmax(1) == b.argmax(1)).all())
     out["macs_ratio"] = out["macs_dense"] / max(out["macs_pruned"], 1)
     out["weights_ratio"] = out["weights_dense"] / max(out["weights_pruned"], 1)
     if measure_speed:
