@@ -37,11 +37,15 @@ data: $(STAMP)  ## provision MNIST and Fashion-MNIST under data/
 	$(BIN)/bbbprune data dataset=mnist
 	$(BIN)/bbbprune data dataset=fmnist
 
+# the tests run in TEST_WORKERS processes of one thread each (a test file stays in one process)
+TEST_WORKERS ?= 2
+PYTEST = $(THREADS) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)  ## the test suite (quick: slow tests deselected)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-all: $(STAMP)  ## every test, slow ones included
-	$(BIN)/python -m pytest -q -m ''
+	$(PYTEST) -m ''
 
 reproduce-tables:  ## venv, data, then train, prune and tabulate every experiment; results/README.md (resumable)
 	@start=$$(date +%s); $(MAKE) --no-print-directory data || exit 1; \

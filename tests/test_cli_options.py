@@ -318,3 +318,16 @@ def test_dry_run_of_a_sweep_with_one_value():
     lines = out.stdout.splitlines()
     assert lines[0].startswith("1 jobs: ")
     assert "method=bbb_pi25_spike7" in lines[1] and "dataset=mnist" in lines[1]
+
+
+def test_dry_run_option_is_the_same_switch_as_the_flag():
+    """`train.dry_run=true` asks for the dry run like `--dry-run`, and is not passed on to Hydra
+    as an option nothing reads."""
+    from bbbprune.cli.options import split_arguments
+
+    args = ["-m", "method=sgd,bbb", "scale=smoke"]
+    flag = split_arguments("train", [*args, "--dry-run"])
+    option = split_arguments("train", [*args, "train.dry_run=true"])
+    assert flag.dry_run and option.dry_run
+    assert option.overrides == flag.overrides == ["method=sgd,bbb", "scale=smoke"]
+    assert not split_arguments("train", args).dry_run

@@ -6,6 +6,7 @@ import pandas as pd
 
 from bbbprune.report.jobs import sweep_overrides
 from bbbprune.report.render import _fmt, network_order, render_table
+from bbbprune.report.table import fidelity_lines
 
 
 def test_seed_aggregation_is_mean_and_sample_std():
@@ -99,3 +100,12 @@ def test_per_layer_sparsity_is_listed_in_forward_order():
         "stages.1.0.conv2",
         "fc",
     ]
+
+
+def test_a_table_states_the_fidelity_of_its_own_scale_only():
+    spec = {"fidelity": {"small": "further from the paper than the 60-epoch version"}}
+    assert fidelity_lines(spec, "small") == [
+        "- fidelity at this scale: further from the paper than the 60-epoch version"
+    ]
+    assert fidelity_lines(spec, "paper") == []
+    assert fidelity_lines({}, "small") == []

@@ -20,7 +20,7 @@ COMMANDS = {
     "train": (
         "Train one model per job (method, dataset, model, scale, seed) and evaluate its pruning "
         "at prune.fractions. -m sweeps the experiment's grid.",
-        "[key=value ...] [-m] [--dry-run]",
+        "[key=value ...] [-m] [--dry-run, or train.dry_run=true]",
         [
             "seed",
             "train.epochs",

@@ -50,6 +50,10 @@ TYPE_WORDS = {
 }
 
 
+# ``train.dry_run=true`` is the same switch as ``--dry-run``, spelt as an option
+DRY_RUN_OVERRIDES = ("train.dry_run=true", "train.dry_run=True")
+
+
 @dataclass
 class Invocation:
     """One command line, split: the command, Hydra overrides, Hydra flags, and our own flags."""
@@ -69,7 +73,7 @@ def split_arguments(command: str, args: list[str]) -> Invocation:
     for arg in it:
         if arg in ("--help", "-h"):
             inv.help = True
-        elif arg == "--dry-run":
+        elif arg == "--dry-run" or arg.lstrip("+") in DRY_RUN_OVERRIDES:
             inv.dry_run = True
         elif arg in ("-m", "--multirun"):
             inv.multirun = True

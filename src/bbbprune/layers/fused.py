@@ -147,6 +147,15 @@ def new_key() -> int:
     return int(torch.randint(0, 2**32, (1,), dtype=torch.int64).item())
 
 
+# Below this many elements a layer's pass runs on one thread: starting OpenMP's team costs more
+# than the loop (and, on a loaded machine, far more), e.g. for biases and small layers.
+PARALLEL_MIN = 1 << 16
+
+
+def _threads(n: int) -> int:
+    return torch.get_num_threads() if n >= PARALLEL_MIN else 1
+
+
 def _ptr(t: torch.Tensor | None):
     return None if t is None else ctypes.c_void_p(t.data_ptr())
 
@@ -154,7 +163,7 @@ def _ptr(t: torch.Tensor | None):
 def normal(shape, key: int) -> torch.Tensor:
     """The kernel's standard normal draws for ``key`` (what a sampled pass uses as ε)."""
     out = torch.empty(shape, dtype=torch.float32)
-    _load().bbb_normal(_ptr(out), out.numel(), key, torch.get_num_threads())
+    _load().bbb_normal(_ptr(out), out.numel(), key, _threads(out.numel()))
     return out
 
 
@@ -178,7 +187,7 @@ class FusedSample(torch.autograd.Function):
             n,
             key,
             *consts,
-            torch.get_num_threads(),
+            _threads(n),
             sums,
         )
         kl = -(sums[0] + 0.5 * sums[1] + n * LOG_SQRT_2PI) - sums[2]
@@ -202,7 +211,7 @@ class FusedSample(torch.autograd.Function):
             c,
             mu.numel(),
             *ctx.consts,
-            torch.get_num_threads(),
+            _threads(mu.numel()),
             _ptr(grad_mu),
             _ptr(grad_rho),
         )

@@ -44,6 +44,13 @@ def _sweep_params() -> dict:
     return OmegaConf.to_container(params) if params else {}
 
 
+def fidelity_lines(spec: dict, scale: str) -> list[str]:
+    """The header line saying where this scale lands against the published numbers (and
+    against earlier versions of the table): ``table.fidelity`` is keyed by scale."""
+    note = (spec.get("fidelity") or {}).get(scale)
+    return [f"- fidelity at this scale: {note}"] if note else []
+
+
 def write_experiment_report(cfg: DictConfig) -> Path:
     if not cfg.get("table"):
         raise UserError(
@@ -69,8 +76,8 @@ def write_experiment_report(cfg: DictConfig) -> Path:
         f"- reproduce: `bbbprune train -m experiment={name} scale={cfg.scale.name}` then "
         f"`bbbprune table experiment={name} scale={cfg.scale.name}`",
         f"- source of the published numbers: {spec.get('source', '–')}",
-        "",
     ]
+    out += fidelity_lines(spec, cfg.scale.name) + [""]
     out += header_lines(spec, runs, df)  # the reporting protocol (bbbprune.report.protocol)
     if spec.get("layout") == "choice":
         params = _sweep_params()
