@@ -99,10 +99,12 @@ def dry_run(overrides: list[str], multirun: bool) -> str:
 
 
 def _swept(jobs: list[list[str]]) -> set[str]:
-    """Keys whose value differs between jobs."""
+    """Keys whose value differs between jobs, or that only some jobs set (an arm's)."""
     values: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
     for job in jobs:
         for o in job:
             k, _, v = o.partition("=")
             values.setdefault(k, set()).add(v)
-    return {k for k, v in values.items() if len(v) > 1 or len(jobs) == 1}
+            counts[k] = counts.get(k, 0) + 1
+    return {k for k, v in values.items() if len(v) > 1 or counts[k] < len(jobs) or len(jobs) == 1}

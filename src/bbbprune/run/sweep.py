@@ -24,8 +24,8 @@ from typing import Any
 
 from ..errors import UserError
 
-# Hydra instantiates sweepers only from the hydra_plugins namespace: conf/hydra/sweeper/arms.yaml
-# names the class under this module, registered by ``register_sweeper`` before a sweep starts.
+# Hydra instantiates sweepers only from classes registered under the hydra_plugins namespace:
+# conf/hydra/sweeper/arms.yaml names the class by this module, ``register_sweeper`` registers it.
 PLUGIN_MODULE = "hydra_plugins.bbbprune_sweeper"
 
 
@@ -87,19 +87,18 @@ def sweep_jobs(
 
 
 def register_sweeper() -> None:
-    """Make ``ArmsSweeper`` importable under the name conf/hydra/sweeper/arms.yaml gives it."""
-    if PLUGIN_MODULE in sys.modules:
+    """Register ``ArmsSweeper`` with Hydra under the name conf/hydra/sweeper/arms.yaml gives it
+    (Hydra builds sweepers only from classes it has registered under ``hydra_plugins``)."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()
+    if f"{PLUGIN_MODULE}.ArmsSweeper" in plugins.class_name_to_class:
         return
-    try:
-        import hydra_plugins
-    except ImportError:  # no Hydra plugin installed: an empty namespace of our own
-        hydra_plugins = types.ModuleType("hydra_plugins")
-        hydra_plugins.__path__ = []
-        sys.modules["hydra_plugins"] = hydra_plugins
-    module = types.ModuleType(PLUGIN_MODULE)
-    module.ArmsSweeper = _sweeper_class()
+    sweeper = _sweeper_class()
+    module = types.ModuleType(PLUGIN_MODULE)  # importable by that name, as Hydra locates it
+    module.ArmsSweeper = sweeper
     sys.modules[PLUGIN_MODULE] = module
-    hydra_plugins.bbbprune_sweeper = module
+    plugins.register(sweeper)
 
 
 def _sweeper_class():
@@ -125,4 +124,6 @@ def _sweeper_class():
             jobs = sweep_jobs(params, arms, self._arguments)
             return [list(c) for c in self.split_overrides_to_chunks(jobs, max_batch_size)]
 
+    ArmsSweeper.__module__ = PLUGIN_MODULE
+    ArmsSweeper.__qualname__ = "ArmsSweeper"
     return ArmsSweeper
