@@ -2,7 +2,8 @@
 the rest should take, judged from the per-epoch times of the runs already on disk.
 
 The jobs are Hydra's: the command line's sweeps combined with the experiment's
-``hydra.sweeper.params`` and ``hydra.sweeper.arms`` (a command-line value wins for the same key), each composed as the job
+``hydra.sweeper.params`` and ``hydra.sweeper.arms`` (bbbprune.run.sweep: a command-line value
+replaces a ``params`` value and picks the arms with that value), each composed as the job
 would be; a job is done when its run directory holds a finished ``metrics.json``.
 """
 
