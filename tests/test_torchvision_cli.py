@@ -164,4 +164,6 @@ def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
     sgd = df[df["method"] == "sgd"]
     assert (sgd["extra_wall_s"] == 0).all()
     assert (df[df["method"] != "sgd"]["extra_wall_s"] > 0).all()
-    assert set(df[df["method"] == "svd"]["epochs"]) == {5}
+    long = jobs[-1]  # Sparse VD's long fine-tuning arm: k5_epochs at this scale
+    assert long.train.epochs == long.k5_epochs[long.scale.name]
+    assert set(df[df["method"] == "svd"]["epochs"]) == {long.train.epochs}
