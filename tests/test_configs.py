@@ -31,10 +31,7 @@ def test_every_option_composes(group):
         assert cfg.train.epochs >= 1
         if group == "method":
             method = build_method(cfg.method)
-            # a method is named after its file, unless it only re-tunes another method's config
-            # and keeps that name so its runs are that method's runs (bbb_spike8: a bbb prior)
-            parents = OmegaConf.load(CONF / group / f"{option}.yaml").get("defaults", [])
-            assert method.name == option or method.name in parents
+            assert method.name == option  # a method is named after its file
             if method.trains:  # a post-hoc method (laplace) has no optimizer
                 assert callable(instantiate(cfg.method.optimizer))
 
@@ -48,7 +45,7 @@ LARGE_SWEEPS = {
     "blundell_table2_seeds",
     "calibration_fmnist",
     "calibration_mnist",
-    "kefan_lenet5_full",
+    "kefan_lenet5_choice",
     "kefan_mlp",
     "prasad",
     "saha_simulated",
@@ -67,7 +64,11 @@ def test_experiment_sweeps_expand_to_distinct_runs(experiment):
     assert cfg.table.name.startswith(experiment.split("_paper")[0])
     with initialize_config_module(config_module="bbbprune.conf", version_base="1.3"):
         full = compose("config", [f"experiment={experiment}"], return_hydra_config=True)
-    grid = sweep_overrides(OmegaConf.to_container(full.hydra.sweeper.params))
+    sweeper = full.hydra.sweeper
+    grid = sweep_overrides(
+        OmegaConf.to_container(sweeper.params) if sweeper.params else {},
+        OmegaConf.to_container(sweeper.arms) if sweeper.arms else None,
+    )
     assert len(grid) >= 1
     dirs = {run_directory(compose_config([f"experiment={experiment}", *combo])) for combo in grid}
     assert len(dirs) == len(grid)
@@ -79,10 +80,29 @@ def test_scale_sets_the_epochs():
     assert compose_config(["experiment=prasad", "scale=small"]).train.epochs == 5
 
 
-def test_runs_shared_between_experiments_are_trained_once():
-    """blundell_table2 and vidlicka prune the BBB network of blundell_table1."""
-    dirs = {
-        run_directory(compose_config([f"experiment={e}", "method=bbb"]))
-        for e in ("blundell_table1", "blundell_table2", "vidlicka")
+def _sweep_runs(experiment: str) -> set:
+    with initialize_config_module(config_module="bbbprune.conf", version_base="1.3"):
+        full = compose("config", [f"experiment={experiment}"], return_hydra_config=True)
+    sweeper = full.hydra.sweeper
+    grid = sweep_overrides(
+        OmegaConf.to_container(sweeper.params) if sweeper.params else {},
+        OmegaConf.to_container(sweeper.arms) if sweeper.arms else None,
+    )
+    return {
+        run_directory(compose_config([f"experiment={experiment}", *combo])).name for combo in grid
     }
-    assert len(dirs) == 1
+
+
+@pytest.mark.parametrize(
+    "experiment, source",
+    [
+        ("blundell_table2", "blundell_table1"),  # the BBB networks of blundell_table1
+        ("vidlicka", "blundell_table1"),
+        ("structured_lenet", "molchanov_lenet"),  # molchanov_lenet's Sparse VD run
+    ],
+)
+def test_runs_shared_between_experiments_are_trained_once(experiment, source):
+    shared = _sweep_runs(experiment) & _sweep_runs(source)
+    assert shared
+    if experiment != "structured_lenet":
+        assert _sweep_runs(experiment) <= _sweep_runs(source)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
+from bbbprune.errors import UserError
 from bbbprune.report.jobs import sweep_overrides
 from bbbprune.report.render import _fmt, network_order, render_table
 from bbbprune.report.table import fidelity_lines
@@ -24,6 +26,38 @@ def test_sweep_grid_is_the_cartesian_product():
         ["method=bbb", "model.hidden=[4,4]"],
         ["method=bbb", "model.hidden=[8,8]"],
     ]
+
+
+ARMS = [
+    {"method": "sgd,dropout"},
+    {"method": "bbb", "method.prior.pi": 0.25, "method.prior.neg_log_sigma2": 7},
+    {"method": "bbb", "+method.moped_delta": 0.1, "method.eval_samples": "${moped_eval_samples}"},
+]
+
+
+def test_arms_are_a_union_of_grids_each_crossed_with_params():
+    grid = sweep_overrides({"dataset": "mnist,fmnist"}, ARMS)
+    assert len(grid) == 2 * 2 + 2 + 2
+    assert ["dataset=mnist", "method=sgd"] in grid
+    assert [
+        "dataset=fmnist",
+        "method=bbb",
+        "method.prior.pi=0.25",
+        "method.prior.neg_log_sigma2=7",
+    ] in grid
+    moped = [job for job in grid if "+method.moped_delta=0.1" in job]
+    assert len(moped) == 2 and all(len(job) == 4 for job in moped)
+
+
+def test_the_command_line_picks_arms_and_replaces_params():
+    from bbbprune.run.sweep import sweep_jobs
+
+    jobs = sweep_jobs({"dataset": "mnist", "seed": 0}, ARMS, ["method=sgd,bbb", "seed=1"])
+    assert [j for j in jobs if "method=sgd" in j] == [["dataset=mnist", "method=sgd", "seed=1"]]
+    assert len(jobs) == 3  # sgd and both BBB arms; dropout is not picked
+    assert all("seed=1" in j and "seed=0" not in j for j in jobs)
+    with pytest.raises(UserError, match="no arm"):
+        sweep_jobs({}, ARMS, ["method=svd"])
 
 
 def test_cells_pair_ours_with_the_published_number():

@@ -22,10 +22,12 @@ def smoke_jobs(experiment: str):
     with initialize_config_module(config_module="bbbprune.conf", version_base="1.3"):
         base = [f"experiment={experiment}", "scale=smoke"]
         top = compose("config", overrides=base, return_hydra_config=True)
-        params = (
-            OmegaConf.to_container(top.hydra.sweeper.params) if top.hydra.sweeper.params else {}
-        )
-        return [compose("config", overrides=base + combo) for combo in sweep_overrides(params)]
+        sweeper = top.hydra.sweeper
+        params = OmegaConf.to_container(sweeper.params) if sweeper.params else {}
+        arms = OmegaConf.to_container(sweeper.arms) if sweeper.arms else None
+        return [
+            compose("config", overrides=base + combo) for combo in sweep_overrides(params, arms)
+        ]
 
 
 def work(cfg) -> tuple[int, int]:

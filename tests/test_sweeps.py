@@ -22,7 +22,7 @@ def finished_runs(runs: Path) -> list[Path]:
 @pytest.mark.slow  # end to end through the command line (about 20 s): make test-all
 def test_submitit_local_train_sweep_joblib_prune_sweep_and_table(tmp_path, data_root):
     common = smoke_overrides(tmp_path, data_root)
-    two = ["hydra.sweeper.params.method='sgd,dropout'"]  # two of the table's four jobs
+    two = ["hydra.sweeper.arms=[{method:'sgd,dropout'}]"]  # two of the table's jobs
     # submitit's local executor: the submission path of hydra/launcher=slurm, as local processes
     out = run(
         "train", "-m", "experiment=blundell_table1", "hydra/launcher=submitit_local", *two, *common

@@ -131,11 +131,17 @@ def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
     base = ["experiment=pretrained_to_pruned", "model.hidden=[32,16]", "prune.latency_repeats=2"]
     jobs = []
     for setup in ("mlp_mnist",):
-        for method in ("sgd", "laplace", "bbb_moped", "svd_k5"):
+        for arm in (
+            ["method=sgd"],
+            ["method=laplace"],
+            # the experiment's MOPED arm and Sparse VD's long fine-tuning arm
+            ["method=bbb", "method.name=bbb_moped", "+method.moped_delta=0.1"],
+            ["method=svd", "finetune=long"],
+        ):
             cfg = smoke_cfg(
                 *base,
                 f"pretrained_setup={setup}",
-                f"method={method}",
+                *arm,
                 "dataset.val_size=50",
                 "dataset.train_subset=null",
             )
@@ -150,7 +156,7 @@ def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
         ("laplace", "snr", "mean"),
         ("bbb_moped", "snr", "mean"),
         ("bbb_moped", "snr", "sampled"),
-        ("svd_k5", "log_alpha", "mean"),
+        ("svd", "log_alpha", "mean"),
     }
     assert (df["shrunk_params"] > 0).all() and (df["shrunk_max_abs_diff"] < 1e-4).all()
     pruned = df[df["fraction"] == 0.9]
@@ -158,4 +164,6 @@ def test_pretrained_to_pruned_end_to_end(smoke_cfg, tmp_path):
     sgd = df[df["method"] == "sgd"]
     assert (sgd["extra_wall_s"] == 0).all()
     assert (df[df["method"] != "sgd"]["extra_wall_s"] > 0).all()
-    assert set(df[df["method"] == "svd_k5"]["epochs"]) == {5}
+    long = jobs[-1]  # Sparse VD's long fine-tuning arm: k5_epochs at this scale
+    assert long.train.epochs == long.k5_epochs[long.scale.name]
+    assert set(df[df["method"] == "svd"]["epochs"]) == {long.train.epochs}

@@ -151,7 +151,7 @@ def test_a_sweep_is_one_tracked_run_per_job_under_the_table_parent(
     tmp_path, data_root, monkeypatch
 ):
     common = smoke_overrides(tmp_path, data_root) + ["prune.fractions=[0.5]"]
-    two = "hydra.sweeper.params.method='sgd,dropout'"
+    two = "hydra.sweeper.arms=[{method:'sgd,dropout'}]"  # two of the table's jobs
     bbbprune(
         monkeypatch,
         "train",

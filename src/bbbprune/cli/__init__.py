@@ -340,6 +340,9 @@ def _run_hydra(command: str, inv) -> None:
     temporary folder removed afterwards, unless the options ask for it to be kept."""
     import hydra
 
+    from ..run.sweep import register_sweeper
+
+    register_sweeper()  # the sweeper of conf/config.yaml (params and arms)
     args = [*inv.hydra_flags, *inv.overrides]
     tmp = None
     if inv.multirun and not _keeps_hydra_sweep_dir(inv.overrides):

@@ -2,48 +2,34 @@
 the rest should take, judged from the per-epoch times of the runs already on disk.
 
 The jobs are Hydra's: the command line's sweeps combined with the experiment's
-``hydra.sweeper.params`` (a command-line value wins for the same key), each composed as the job
+``hydra.sweeper.params`` and ``hydra.sweeper.arms`` (bbbprune.run.sweep: a command-line value
+replaces a ``params`` value and picks the arms with that value), each composed as the job
 would be; a job is done when its run directory holds a finished ``metrics.json``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import statistics
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .options import ConfigView, parse_overrides
+from .options import ConfigView, first_job_text, parse_overrides
 
 
 def sweep_jobs(overrides: list[str], multirun: bool, view: ConfigView) -> list[list[str]]:
-    """The overrides of every job: the command line's and the experiment's sweeps expanded."""
+    """The overrides of every job: the command line's and the experiment's sweeps expanded
+    (``hydra.sweeper.params`` crossed with each of ``hydra.sweeper.arms``; bbbprune.run.sweep)."""
+    from ..run.sweep import sweep_jobs as expand
+
     parsed = parse_overrides(overrides)
-    first = [
-        o.input_line
-        if not o.is_sweep_override()
-        else f"{o.input_line.split('=', 1)[0]}={next(iter(o.sweep_string_iterator()))}"
-        for o in parsed
-    ]
-    axes: dict[str, list[str]] = {}
-    if multirun:
-        params = view.compose(first, hydra_config=True).hydra.sweeper.params or {}
-        for o in parse_overrides([f"{k}={v}" for k, v in params.items()]):
-            axes[o.key_or_group] = (
-                [str(v) for v in o.sweep_string_iterator()]
-                if o.is_sweep_override()
-                else [o.get_value_element_as_str()]  # a sweep of one value: `method: bbb`
-            )
-    for o in parsed:
-        if o.is_sweep_override():
-            axes[o.key_or_group] = list(o.sweep_string_iterator())
-        elif o.key_or_group in axes:
-            axes[o.key_or_group] = [o.input_line.split("=", 1)[1]]
-    fixed = [o.input_line for o in parsed if o.key_or_group not in axes]
-    combos = itertools.product(*([f"{k}={v}" for v in vals] for k, vals in axes.items()))
-    return [fixed + list(c) for c in combos]
+    if not multirun:
+        return expand({}, None, overrides)
+    sweeper = view.compose([first_job_text(o) for o in parsed], hydra_config=True).hydra.sweeper
+    params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
+    arms = OmegaConf.to_container(sweeper.arms) if sweeper.get("arms") else None
+    return expand(params, arms, overrides)
 
 
 def epoch_times(runs_root: Path) -> dict[tuple, list[float]]:
@@ -114,10 +100,12 @@ def dry_run(overrides: list[str], multirun: bool) -> str:
 
 
 def _swept(jobs: list[list[str]]) -> set[str]:
-    """Keys whose value differs between jobs."""
+    """Keys whose value differs between jobs, or that only some jobs set (an arm's)."""
     values: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
     for job in jobs:
         for o in job:
             k, _, v = o.partition("=")
             values.setdefault(k, set()).add(v)
-    return {k for k, v in values.items() if len(v) > 1 or len(jobs) == 1}
+            counts[k] = counts.get(k, 0) + 1
+    return {k for k, v in values.items() if len(v) > 1 or counts[k] < len(jobs) or len(jobs) == 1}

@@ -14,6 +14,7 @@ from .sparse_vd import SparseVD
 from .ssvi import SpikeSlabVI
 
 __all__ = [
+    "METHODS",
     "BayesByBackprop",
     "Deterministic",
     "EMMCMC",
@@ -24,6 +25,22 @@ __all__ = [
     "StepInfo",
     "build_method",
 ]
+
+
+# The methods, one config file each (conf/method/<name>.yaml, ``_target_`` the class): a method
+# is an algorithm of the papers. A setting of one (a prior, a dropout rate, EM-MCMC's decays)
+# is not a method: it lives in the experiment that uses it (hydra.sweeper.arms).
+METHODS: dict[str, type[Method]] = {
+    "sgd": Deterministic,  # no regularisation
+    "dropout": Deterministic,  # dropout after every hidden layer
+    "bbb": BayesByBackprop,
+    "svd": SparseVD,  # Sparse variational dropout, log-uniform prior
+    "ard": SparseVD,  # variational ARD prior
+    "svd_group": SparseVD,  # structured: a group variable per input neuron / channel
+    "ssvi": SpikeSlabVI,
+    "emmcmc": EMMCMC,
+    "laplace": LaplacePosterior,
+}
 
 
 def build_method(cfg: DictConfig) -> Method:

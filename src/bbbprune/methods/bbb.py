@@ -23,6 +23,24 @@ def blundell_kl_weight(i: int, m: int) -> float:
     return math.ldexp(1.0, -i) / -math.expm1(-m * math.log(2.0))
 
 
+def prior_fields(prior) -> dict:
+    """The prior as explicit record fields (tables select on these, never on its repr): kind,
+    pi, -log sigma1, -log sigma2 as configured; a Gaussian N(0, s^2) is pi = 1, sigma1 = s."""
+    if prior["kind"] == "gaussian":
+        return {
+            "prior_kind": "gaussian",
+            "prior_pi": 1.0,
+            "prior_neg_log_sigma1": float(prior["neg_log_sigma"]),
+            "prior_neg_log_sigma2": None,
+        }
+    return {
+        "prior_kind": prior["kind"],
+        "prior_pi": float(prior["pi"]),
+        "prior_neg_log_sigma1": float(prior["neg_log_sigma1"]),
+        "prior_neg_log_sigma2": float(prior["neg_log_sigma2"]),
+    }
+
+
 class BayesByBackprop(Method):
     """Minibatch i of M (per-example units, after dividing Blundell's Eq. 8 by the batch size B):
 
@@ -107,6 +125,7 @@ class BayesByBackprop(Method):
         return {
             "method": self.name,
             "prior": repr(self.prior),
+            **prior_fields(self.prior_cfg),
             "kl_weighting": self.kl_weighting,
             "train_samples": self.train_samples,
             "eval_samples": self.eval_samples,

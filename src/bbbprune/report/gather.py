@@ -12,6 +12,21 @@ from ..run.failures import describe_missing, failure_of
 from ..run.identity import run_directory
 from ..storage import read_json
 
+# The method's setting as explicit fields of every record (Method.describe()), so that table rows
+# select on values, never on a description string: the prior of Bayes by Backprop, the dropout
+# rate, EM-MCMC's spike and slab decays and EM start, MOPED's delta.
+SETTING_FIELDS = (
+    "prior_kind",
+    "prior_pi",
+    "prior_neg_log_sigma1",
+    "prior_neg_log_sigma2",
+    "dropout",
+    "slab_decay",
+    "spike_decay",
+    "em_start",
+    "moped_delta",
+)
+
 
 def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]:
     """Records and metrics of every job's run; the names of jobs not (yet) finished."""
@@ -29,6 +44,7 @@ def gather(jobs: list[DictConfig]) -> tuple[pd.DataFrame, list[dict], list[str]]
         runs.append(metrics)
         run_facts = {  # facts of the whole run that tables may show beside each record
             "prior": metrics.get("prior"),
+            **{k: metrics.get(k) for k in SETTING_FIELDS},
             "final_train_accuracy": metrics["history"][-1]["train_accuracy"],
             "final_val_accuracy": metrics["history"][-1]["val_accuracy"],
         }

@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-import itertools
-
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from ..run.sweep import sweep_jobs
 
-def sweep_overrides(params) -> list[list[str]]:
-    """Expand ``{key: "a,b", other: "x,y"}`` into the grid of override lists Hydra's basic
-    sweeper runs (parsed by Hydra's own override parser)."""
-    if not params:
-        return [[]]
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    values = [
-        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
-        if o.is_sweep_override()
-        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
-        for o in parsed
-    ]
-    return [list(combo) for combo in itertools.product(*values)]
+
+def sweep_overrides(params, arms=None) -> list[list[str]]:
+    """Expand ``{key: "a,b", other: "x,y"}`` (and optional arms, a list of such grids whose
+    union is the sweep) into the override lists of the jobs (bbbprune.run.sweep)."""
+    return sweep_jobs(params or {}, arms)
+
+
+def declared_sweep() -> tuple[dict, list[dict] | None]:
+    """The experiment's declared sweep: ``hydra.sweeper.params`` and ``hydra.sweeper.arms``."""
+    sweeper = HydraConfig.get().sweeper
+    params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
+    arms = OmegaConf.to_container(sweeper.arms) if sweeper.get("arms") else None
+    return params, arms
 
 
 def experiment_jobs(cfg: DictConfig) -> list[DictConfig]:
     """The composed config of every job in the experiment's sweep."""
     hc = HydraConfig.get()
     base = [o for o in hc.overrides.task]
-    grid = sweep_overrides(OmegaConf.to_container(hc.sweeper.params) if hc.sweeper.params else {})
-    swept = {o.split("=")[0] for combo in grid for o in combo}
+    grid = sweep_overrides(*declared_sweep())
+    swept = {o.split("=")[0].lstrip("+~") for combo in grid for o in combo}
     base = [o for o in base if o.split("=")[0].lstrip("+~") not in swept]
     return [compose(config_name="config", overrides=base + combo) for combo in grid]

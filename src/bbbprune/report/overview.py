@@ -192,7 +192,7 @@ def headline_of(name: str, spec: dict | None, df: pd.DataFrame) -> Headline | No
 
 def figure_files(name: str, results: Path) -> list[Path]:
     """The figures ``bbbprune table`` drew for experiment ``name`` (``<name>_<figure>.png`` of a
-    known figure: ``kefan_lenet5_long_loss_curves.png`` is not one of kefan_lenet5's)."""
+    known figure: ``kefan_lenet5_choice_loss_curves.png`` is not one of kefan_lenet5's)."""
     return sorted(
         p for p in results.glob(f"{name}_*.png") if p.stem[len(name) + 1 :] in FIGURES.keys()
     )

@@ -1,7 +1,7 @@
 """Records → markdown tables and PNG figures under results/.
 
-``bbbprune table experiment=<name>`` expands the experiment's sweep (``hydra.sweeper.params``)
-into the same job configs ``bbbprune train -m experiment=<name>`` trains, finds each job's run
+``bbbprune table experiment=<name>`` expands the experiment's sweep (``hydra.sweeper.params``
+and ``arms``, bbbprune.run.sweep) into the same job configs ``bbbprune train -m experiment=<name>`` trains, finds each job's run
 directory, reads its records, and writes ``results/<name>.md`` (and figures). Jobs without a
 finished run are listed as missing; nothing is ever typed in by hand.
 """

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
@@ -18,7 +17,7 @@ from .choice_grid import SETTING, declaration, with_settings
 from .figures import draw_figures
 from .gather import gather, missing_analyses
 from .glossary import COLUMN_DEFINITIONS
-from .jobs import experiment_jobs
+from .jobs import declared_sweep, experiment_jobs
 from .protocol import header_lines, single_seed_note
 from .render import (
     render_grouped_table,
@@ -36,12 +35,6 @@ def results_folder(cfg) -> Path:
     or paper table never replaces the committed one."""
     results = Path(cfg.paths.results)
     return results if cfg.scale.name == DEFAULT_SCALE else results / str(cfg.scale.name)
-
-
-def _sweep_params() -> dict:
-    """The experiment's declared sweep (``hydra.sweeper.params``)."""
-    params = HydraConfig.get().sweeper.params
-    return OmegaConf.to_container(params) if params else {}
 
 
 def fidelity_lines(spec: dict, scale: str) -> list[str]:
@@ -80,10 +73,10 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     out += fidelity_lines(spec, cfg.scale.name) + [""]
     out += header_lines(spec, runs, df)  # the reporting protocol (bbbprune.report.protocol)
     if spec.get("layout") == "choice":
-        params = _sweep_params()
-        out += declaration(spec, params)
+        params, arms = declared_sweep()
+        out += declaration(spec, params, arms)
         if spec["group_by"] == SETTING:
-            df = with_settings(df, params, jobs)
+            df = with_settings(df, params, jobs, arms)
     if spec.get("note"):
         out += [spec["note"].strip(), ""]
     splits = [None]
