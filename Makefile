@@ -9,12 +9,12 @@ SCALE ?= small
 # JOBS: how many experiments train at once (each in its own process, one thread per job, so the
 # numbers are the same for any JOBS); the sweep of one experiment runs its jobs one after another
 # The default list: one experiment per published table, and our own tables. Searches
-# (blundell_prior_grid, kefan_*_choice, the kefan_lenet5 variants) run on their own.
+# (blundell_prior_grid, kefan_mlp_choice, kefan_lenet5_choice) run on their own.
 EXPERIMENTS ?= blundell_table1 blundell_table2 vidlicka prasad molchanov_lenet molchanov_lenet5 \
   structured_lenet random_labels kefan_mlp kefan_lenet5 saha_simulated ssvi_mnist \
-  calibration_mnist calibration_fmnist
+  calibration_mnist calibration_fmnist pretrained_to_pruned
 # the longest first, so that the two lanes end together
-LONGEST := molchanov_lenet5 prasad blundell_table1 kefan_mlp
+LONGEST := molchanov_lenet5 prasad kefan_mlp pretrained_to_pruned blundell_table1
 SCHEDULE = $(filter $(LONGEST),$(EXPERIMENTS)) $(filter-out $(LONGEST),$(EXPERIMENTS))
 REPRODUCE_LOGS = $(or $(BBBPRUNE_RUNS),runs)/reproduce-$(SCALE)
 THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1

@@ -65,6 +65,7 @@ BAD_INPUTS = [
     (["train", "train.distributed=maybe"], "unknown train.distributed 'maybe'; choose from:"),
     (["train", "experiment=nope"], "unknown experiment 'nope'; choose from: blundell_prior_grid"),
     (["train", "hydra/launcher=nope"], "unknown hydra/launcher 'nope'; choose from: basic,"),
+    (["train", "logger=[csv,nope]"], "unknown logger 'nope'; choose from: csv,"),
     (["train", "prune.fraction=0.5,0.9"], "prune.fraction=0.5,0.9 is a sweep (one job per value)"),
     (["train", "method=[a"], "cannot read option 'method=[a'"),
     (["train", "--frob"], "unknown flag '--frob'"),
@@ -332,3 +333,10 @@ def test_dry_run_option_is_the_same_switch_as_the_flag():
     assert flag.dry_run and option.dry_run
     assert option.overrides == flag.overrides == ["method=sgd,bbb", "scale=smoke"]
     assert not split_arguments("train", args).dry_run
+
+
+def test_a_list_of_group_choices_passes_the_check():
+    """`logger=[csv,mlflow]` picks two loggers: each is checked, and both are valid."""
+    from bbbprune.cli.options import split_arguments, validate
+
+    validate(split_arguments("train", ["logger=[csv,mlflow]", "scale=smoke"]))

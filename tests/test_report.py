@@ -143,3 +143,44 @@ def test_a_table_states_the_fidelity_of_its_own_scale_only():
     ]
     assert fidelity_lines(spec, "paper") == []
     assert fidelity_lines({}, "small") == []
+
+
+def test_comparison_sentences_are_computed_from_the_records():
+    """At 90 %: the baseline (sgd by |w|) has errors 10 and 12 over two seeds, mean 11; bbb by
+    snr 8 (3 points better, 40 s extra), laplace 20 (9 worse), svd 11.5. At 50 % no baseline
+    record: no sentence. The own rule (native) takes no part."""
+    from bbbprune.report.comparison import comparison_lines
+
+    rows = [
+        ("sgd", "magnitude", 0.9, 0, 10.0, 0.0),
+        ("sgd", "magnitude", 0.9, 1, 12.0, 0.0),
+        ("bbb", "snr", 0.9, 0, 8.0, 40.0),
+        ("laplace", "snr", 0.9, 0, 20.0, 5.0),
+        ("svd", "log_alpha", 0.9, 0, 11.5, 30.0),
+        ("svd", "native", 0.9, 0, 1.0, 30.0),
+        ("bbb", "snr", 0.5, 0, 2.0, 40.0),
+    ]
+    df = pd.DataFrame(rows, columns=["method", "criterion", "fraction", "seed", "error", "extra"])
+    spec = {
+        "group_by": ["method", "criterion", "fraction"],
+        "comparison": {
+            "metric": "error",
+            "label": "test error %",
+            "baseline": {"method": "sgd", "criterion": "magnitude"},
+            "baseline_label": "SGD by |w|",
+            "fractions": [0.5, 0.9],
+            "cost": "extra",
+            "cost_label": "s extra",
+        },
+    }
+    lines = comparison_lines(spec, df)
+    assert lines[0].startswith("What the records show") and lines[-1] == ""
+    assert lines[2:-1] == [
+        "- At 90 % removed: SGD by |w| 11.00 (test error %); of the 3 other rows, 1 do better "
+        "and 2 worse. Best: method bbb, criterion snr, 8.00 (-3.00, 40 s extra). "
+        "Worst: method laplace, criterion snr, 20.00 (+9.00)."
+    ]
+    spec["comparison"]["higher_is_better"] = True
+    flipped = comparison_lines(spec, df)[2]
+    assert "2 do better and 1 worse. Best: method laplace" in flipped
+    assert comparison_lines({"group_by": ["method"]}, df) == []

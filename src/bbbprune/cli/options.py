@@ -331,7 +331,10 @@ def validate(inv: Invocation, view: ConfigView | None = None):
             if view.is_group(key):
                 group = key.lstrip("/")
                 valid = view.choices(group)
-                for v in override_values(o):
+                values = override_values(o)  # a list value picks several: logger=[csv,mlflow]
+                for v in [
+                    x for item in values for x in (item if isinstance(item, list) else [item])
+                ]:
                     if v is not None and str(v) not in valid:
                         raise UserError(f"unknown {group} {v!r}; choose from: {', '.join(valid)}")
                 composed.append(first_job_text(o))

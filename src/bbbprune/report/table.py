@@ -14,6 +14,7 @@ from ..storage import git_commit, write_text
 from .analyses import render_sections
 from .choice import render_choice_table
 from .choice_grid import SETTING, declaration, with_settings
+from .comparison import comparison_lines
 from .figures import draw_figures
 from .gather import gather, missing_analyses
 from .glossary import COLUMN_DEFINITIONS
@@ -94,6 +95,7 @@ def write_experiment_report(cfg: DictConfig) -> Path:
             "choice": render_choice_table,
         }.get(spec.get("layout"), render_table)
         out += [render(spec, df, value), ""]
+        out += comparison_lines(spec, df, value)  # what the rows show against the baseline
     if spec.get("sections"):  # computed from the runs themselves (bbbprune.report.analyses)
         out += render_sections(spec["sections"], jobs)
     out += ["## Columns", ""]
