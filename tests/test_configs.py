@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from bbbprune.methods import build_method
 from bbbprune.report.jobs import sweep_overrides
 from bbbprune.run.identity import run_directory
+from bbbprune.run.sweep import declared
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -52,6 +53,13 @@ LARGE_SWEEPS = {
 }
 
 
+def _sweep_grid(experiment: str) -> list[list[str]]:
+    """The override list of every job of the experiment's declared sweep (params and arms)."""
+    with initialize_config_module(config_module="bbbprune.conf", version_base="1.3"):
+        full = compose("config", [f"experiment={experiment}"], return_hydra_config=True)
+    return sweep_overrides(*declared(full.hydra.sweeper))
+
+
 @pytest.mark.parametrize(
     "experiment",
     [
@@ -62,13 +70,7 @@ LARGE_SWEEPS = {
 def test_experiment_sweeps_expand_to_distinct_runs(experiment):
     cfg = compose_config([f"experiment={experiment}"])
     assert cfg.table.name.startswith(experiment.split("_paper")[0])
-    with initialize_config_module(config_module="bbbprune.conf", version_base="1.3"):
-        full = compose("config", [f"experiment={experiment}"], return_hydra_config=True)
-    sweeper = full.hydra.sweeper
-    grid = sweep_overrides(
-        OmegaConf.to_container(sweeper.params) if sweeper.params else {},
-        OmegaConf.to_container(sweeper.arms) if sweeper.arms else None,
-    )
+    grid = _sweep_grid(experiment)
     assert len(grid) >= 1
     dirs = {run_directory(compose_config([f"experiment={experiment}", *combo])) for combo in grid}
     assert len(dirs) == len(grid)
@@ -81,15 +83,9 @@ def test_scale_sets_the_epochs():
 
 
 def _sweep_runs(experiment: str) -> set:
-    with initialize_config_module(config_module="bbbprune.conf", version_base="1.3"):
-        full = compose("config", [f"experiment={experiment}"], return_hydra_config=True)
-    sweeper = full.hydra.sweeper
-    grid = sweep_overrides(
-        OmegaConf.to_container(sweeper.params) if sweeper.params else {},
-        OmegaConf.to_container(sweeper.arms) if sweeper.arms else None,
-    )
     return {
-        run_directory(compose_config([f"experiment={experiment}", *combo])).name for combo in grid
+        run_directory(compose_config([f"experiment={experiment}", *combo])).name
+        for combo in _sweep_grid(experiment)
     }
 
 

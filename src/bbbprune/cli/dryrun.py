@@ -21,15 +21,14 @@ from .options import ConfigView, first_job_text, parse_overrides
 def sweep_jobs(overrides: list[str], multirun: bool, view: ConfigView) -> list[list[str]]:
     """The overrides of every job: the command line's and the experiment's sweeps expanded
     (``hydra.sweeper.params`` crossed with each of ``hydra.sweeper.arms``; bbbprune.run.sweep)."""
+    from ..run.sweep import declared
     from ..run.sweep import sweep_jobs as expand
 
     parsed = parse_overrides(overrides)
     if not multirun:
         return expand({}, None, overrides)
     sweeper = view.compose([first_job_text(o) for o in parsed], hydra_config=True).hydra.sweeper
-    params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
-    arms = OmegaConf.to_container(sweeper.arms) if sweeper.get("arms") else None
-    return expand(params, arms, overrides)
+    return expand(*declared(sweeper), overrides)
 
 
 def epoch_times(runs_root: Path) -> dict[tuple, list[float]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ..run.sweep import sweep_jobs
+from ..run.sweep import declared, sweep_jobs
 
 
 def sweep_overrides(params, arms=None) -> list[list[str]]:
@@ -17,10 +17,7 @@ def sweep_overrides(params, arms=None) -> list[list[str]]:
 
 def declared_sweep() -> tuple[dict, list[dict] | None]:
     """The experiment's declared sweep: ``hydra.sweeper.params`` and ``hydra.sweeper.arms``."""
-    sweeper = HydraConfig.get().sweeper
-    params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
-    arms = OmegaConf.to_container(sweeper.arms) if sweeper.get("arms") else None
-    return params, arms
+    return declared(HydraConfig.get().sweeper)
 
 
 def experiment_jobs(cfg: DictConfig) -> list[DictConfig]:

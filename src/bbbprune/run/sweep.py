@@ -54,6 +54,15 @@ def _axes(lines: list[str]) -> dict[str, list[str]]:
     return axes
 
 
+def declared(sweeper) -> tuple[dict, list[dict] | None]:
+    """``params`` and ``arms`` of a composed ``hydra.sweeper`` node, as plain containers."""
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
+    arms = OmegaConf.to_container(sweeper.arms) if sweeper.get("arms") else None
+    return params, arms
+
+
 def sweep_jobs(
     params: dict | None, arms: list[dict] | None = None, arguments: list[str] = ()
 ) -> list[list[str]]:
