@@ -59,10 +59,7 @@ def comparison_lines(spec: dict, df: pd.DataFrame, split_value=None) -> list[str
             f"{fmt.format(means[order.index[0]])} ({means[order.index[0]] - b:+.2f}"
         )
         if comp.get("cost") and comp["cost"] in others.columns:
-            rows = others.set_index(keys).loc[order.index[0]]
-            cost = (
-                rows[comp["cost"]].mean() if isinstance(rows, pd.DataFrame) else rows[comp["cost"]]
-            )
+            cost = others.groupby(keys, sort=False)[comp["cost"]].mean()[order.index[0]]
             text += f", {cost:.0f} {comp.get('cost_label', comp['cost'])}"
         text += (
             f"). Worst: {_row_label(keys, worst)}, {fmt.format(means[order.index[-1]])} "
