@@ -8,7 +8,7 @@ import pytest
 from bbbprune.errors import UserError
 from bbbprune.report.jobs import sweep_overrides
 from bbbprune.report.render import _fmt, network_order, render_table
-from bbbprune.report.table import fidelity_lines
+from bbbprune.report.table import fidelity_lines, results_folder
 
 
 def test_seed_aggregation_is_mean_and_sample_std():
@@ -143,6 +143,21 @@ def test_a_table_states_the_fidelity_of_its_own_scale_only():
     ]
     assert fidelity_lines(spec, "paper") == []
     assert fidelity_lines({}, "small") == []
+
+
+def test_tables_outside_the_default_list_and_scale_never_land_among_the_default_tables():
+    from omegaconf import OmegaConf
+
+    def folder(scale, table):
+        return results_folder(
+            OmegaConf.create({"paths": {"results": "r"}, "scale": {"name": scale}, "table": table})
+        ).as_posix()
+
+    assert folder("small", {"name": "vidlicka"}) == "r"
+    assert folder("smoke", {"name": "vidlicka"}) == "r/smoke"
+    assert folder("small", {"name": "kefan_mlp_choice", "folder": "searches"}) == "r/searches"
+    assert folder("paper", {"name": "vidlicka_seed", "folder": "seeds"}) == "r/seeds/paper"
+    assert folder("small", None) == "r"  # the overview: no experiment
 
 
 def test_comparison_sentences_are_computed_from_the_records():

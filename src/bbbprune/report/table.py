@@ -33,8 +33,14 @@ DEFAULT_SCALE = "small"  # conf/config.yaml's default scale: its tables are the 
 
 def results_folder(cfg) -> Path:
     """``results/`` for the default scale, ``results/<scale>/`` for any other, so that a smoke
-    or paper table never replaces the committed one."""
+    or paper table never replaces the committed one. An experiment outside the default list
+    may name a subfolder (``table.folder``, e.g. ``searches``): its tables go to
+    ``results/<folder>/`` (and ``results/<folder>/<scale>/``), beside, not among, the tables
+    ``make reproduce-tables`` writes."""
     results = Path(cfg.paths.results)
+    folder = (cfg.get("table") or {}).get("folder")
+    if folder:
+        results = results / str(folder)
     return results if cfg.scale.name == DEFAULT_SCALE else results / str(cfg.scale.name)
 
 
