@@ -283,16 +283,15 @@ def test_dry_run_lists_jobs_marks_done_ones_and_estimates_from_epochs_seen(tmp_p
     assert first.startswith("sgd-mnist-mlp-500-500-smoke-s0-")
     done = tmp_path / "runs" / first
     done.mkdir(parents=True)
+    seen = {"finished": True, "method": "sgd", "dataset": "mnist", "model": "mlp-500-500"}
     (done / "metrics.json").write_text(
-        json.dumps(
-            {
-                "finished": True,
-                "method": "sgd",
-                "dataset": "mnist",
-                "model": "mlp-500-500",
-                "wall_time_per_epoch_s": 2.0,
-            }
-        )
+        json.dumps({**seen, "scale": "smoke", "wall_time_per_epoch_s": 2.0})
+    )
+    # a run of the same network at another scale (another training set size) is not counted
+    other = tmp_path / "runs" / "sgd-mnist-mlp-500-500-small-s0-0000000000"
+    other.mkdir()
+    (other / "metrics.json").write_text(
+        json.dumps({**seen, "scale": "small", "wall_time_per_epoch_s": 100.0})
     )
     out = subprocess.run(
         [str(BIN), *args, "--dry-run"], capture_output=True, text=True, timeout=600
@@ -303,12 +302,12 @@ def test_dry_run_lists_jobs_marks_done_ones_and_estimates_from_epochs_seen(tmp_p
     # 9 jobs of 1 epoch at the 2 s per epoch seen for this architecture
     assert lines[-1] == "estimate for the jobs to run: ~18 s, training only"
     assert not (tmp_path / "runs" / "hydra").exists()
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [first]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted([first, other.name])
 
 
 def test_dry_run_of_a_sweep_with_one_value():
-    """vidlicka sweeps one arm (BBB with pi = 1/4, sigma2 = e^-7) and `dataset: mnist`: one job
-    whose run carries the experiment's BBB prior."""
+    """vidlicka sweeps one arm (BBB with the prior chosen on validation, pi = 3/4,
+    sigma1 = e^-2, sigma2 = e^-7) and `dataset: mnist`: one job whose run carries that prior."""
     out = subprocess.run(
         [str(BIN), "train", "-m", "experiment=vidlicka", "scale=smoke", "--dry-run"],
         capture_output=True,
@@ -319,7 +318,8 @@ def test_dry_run_of_a_sweep_with_one_value():
     lines = out.stdout.splitlines()
     assert lines[0].startswith("1 jobs: ")
     assert "method=bbb" in lines[1] and "dataset=mnist" in lines[1]
-    assert "method.prior.pi=0.25" in lines[1] and "method.prior.neg_log_sigma2=7" in lines[1]
+    assert "method.prior.pi=0.75" in lines[1] and "method.prior.neg_log_sigma1=2" in lines[1]
+    assert "method.prior.neg_log_sigma2=7" in lines[1]
 
 
 def test_dry_run_option_is_the_same_switch_as_the_flag():

@@ -43,7 +43,6 @@ LARGE_SWEEPS = {
     "blundell_table1",
     "blundell_table1_paper",
     "blundell_table2",
-    "blundell_table2_seeds",
     "calibration_fmnist",
     "calibration_mnist",
     "kefan_lenet5_choice",

@@ -348,7 +348,7 @@ def hydra_conf():
 @pytest.mark.parametrize("name", _experiments())
 def test_every_declared_headline_names_a_cell(hydra_conf, name):
     """The experiments' own headlines (and those they pass on to the experiments composed from
-    them, e.g. blundell_table2_seeds) are in range, each a cell of a table with no records."""
+    them, e.g. blundell_table2 from blundell_table1) are in range, each a cell of a table with no records."""
     cfg = compose(config_name="config", overrides=[f"experiment={name}"])
     h = headline_of(name, OmegaConf.to_container(cfg.table, resolve=True), pd.DataFrame())
     if name in HEADLINED:

@@ -32,7 +32,9 @@ def sweep_jobs(overrides: list[str], multirun: bool, view: ConfigView) -> list[l
 
 
 def epoch_times(runs_root: Path) -> dict[tuple, list[float]]:
-    """Seconds per epoch of the finished runs, keyed by (method, model) and by model alone."""
+    """Seconds per epoch of the finished runs, keyed by (method, dataset, model, scale) and by
+    (model, scale): a smoke run's epoch (a small training subset) says nothing about a small
+    one's."""
     seen: dict[tuple, list[float]] = {}
     for metrics_file in runs_root.glob("*/metrics.json"):
         try:
@@ -40,7 +42,11 @@ def epoch_times(runs_root: Path) -> dict[tuple, list[float]]:
             per_epoch = float(m["wall_time_per_epoch_s"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        for key in ((m.get("method"), m.get("dataset"), m.get("model")), (m.get("model"),)):
+        scale = m.get("scale")
+        for key in (
+            (m.get("method"), m.get("dataset"), m.get("model"), scale),
+            (m.get("model"), scale),
+        ):
             seen.setdefault(key, []).append(per_epoch)
     return seen
 
@@ -81,7 +87,10 @@ def dry_run(overrides: list[str], multirun: bool) -> str:
             lines.append(f"  done    {run_dir.name}  {what}")
             continue
         label = model_label(OmegaConf.to_container(cfg.model, resolve=True))
-        times = seen.get((cfg.method.name, cfg.dataset.name, label)) or seen.get((label,))
+        scale = str(cfg.scale.name)
+        times = seen.get((cfg.method.name, cfg.dataset.name, label, scale)) or seen.get(
+            (label, scale)
+        )
         if times:
             seconds = epochs * statistics.median(times)
             todo_seconds += seconds
