@@ -278,7 +278,7 @@ def test_dry_run_lists_jobs_marks_done_ones_and_estimates_from_epochs_seen(tmp_p
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "10 jobs: 0 done, 10 to run"  # 5 methods x 2 datasets
+    assert lines[0] == "12 jobs: 0 done, 12 to run"  # 5 methods x 2 datasets, BBB seeds 1, 2
     first = lines[1].split()[2]
     assert first.startswith("sgd-mnist-mlp-500-500-smoke-s0-")
     done = tmp_path / "runs" / first
@@ -297,27 +297,36 @@ def test_dry_run_lists_jobs_marks_done_ones_and_estimates_from_epochs_seen(tmp_p
         [str(BIN), *args, "--dry-run"], capture_output=True, text=True, timeout=600
     )
     lines = out.stdout.splitlines()
-    assert lines[0] == "10 jobs: 1 done, 9 to run"
+    assert lines[0] == "12 jobs: 1 done, 11 to run"
     assert lines[1].split()[:2] == ["done", first]
-    # 9 jobs of 1 epoch at the 2 s per epoch seen for this architecture
-    assert lines[-1] == "estimate for the jobs to run: ~18 s, training only"
+    # 11 jobs of 1 epoch at the 2 s per epoch seen for this architecture at this scale
+    assert lines[-1] == "estimate for the jobs to run: ~22 s, training only"
     assert not (tmp_path / "runs" / "hydra").exists()
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted([first, other.name])
 
 
-def test_dry_run_of_a_sweep_with_one_value():
+def test_dry_run_of_a_sweep_with_one_arm():
     """vidlicka sweeps one arm (BBB with the prior chosen on validation, pi = 3/4,
-    sigma1 = e^-2, sigma2 = e^-7) and `dataset: mnist`: one job whose run carries that prior."""
-    out = subprocess.run(
-        [str(BIN), "train", "-m", "experiment=vidlicka", "scale=smoke", "--dry-run"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
+    sigma1 = e^-2, sigma2 = e^-7, seeds 0, 1, 2) and `dataset: mnist`: three jobs, told apart by
+    their seed; `seed=0` on the command line picks one, whose run carries that prior."""
+
+    def dry_run(*extra):
+        out = subprocess.run(
+            [str(BIN), "train", "-m", "experiment=vidlicka", "scale=smoke", *extra, "--dry-run"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    lines = dry_run()
+    assert lines[0].startswith("3 jobs: ")
+    for seed, line in enumerate(lines[1:4]):
+        assert f"seed={seed}" in line.split()
+    lines = dry_run("seed=0")
     assert lines[0].startswith("1 jobs: ")
-    assert "method=bbb" in lines[1] and "dataset=mnist" in lines[1]
+    assert "method=bbb" in lines[1] and "dataset=mnist" in lines[1] and "seed=0" in lines[1]
     assert "method.prior.pi=0.75" in lines[1] and "method.prior.neg_log_sigma1=2" in lines[1]
     assert "method.prior.neg_log_sigma2=7" in lines[1]
 
