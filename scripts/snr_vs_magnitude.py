@@ -16,6 +16,7 @@ import argparse
 
 import torch
 
+from bbbprune.layers import prunable_layers
 from bbbprune.pruning.criteria import magnitude_scores, snr_scores
 from bbbprune.run.checkpoints import load_run
 
@@ -37,15 +38,16 @@ def main() -> None:
     for run in args.runs:
         _, _, model, _ = load_run(run)
         snr, mag = snr_scores(model), magnitude_scores(model)
+        sigma = {n: m.weight_sigma().detach() for n, m in prunable_layers(model).items()}
         print(run)
         for name in snr:
-            sigma = mag[name] / snr[name]
             print(
-                f"  {name}: sigma p1/p50/p99 {percentiles(sigma)};"
+                f"  {name}: sigma p1/p50/p99 {percentiles(sigma[name])};"
                 f" |mu| p1/p50/p99 {percentiles(mag[name])}"
             )
         s = torch.cat([t.flatten() for t in snr.values()])
         m = torch.cat([t.flatten() for t in mag.values()])
+        sd = torch.cat([t.flatten() for t in sigma.values()])
         for fraction in args.fractions:
             keep = max(1, round(s.numel() * (1 - fraction)))
             by_snr = torch.zeros(s.numel(), dtype=torch.bool)
@@ -56,7 +58,7 @@ def main() -> None:
             print(
                 f"  {fraction:.0%} removed: {shared:.3f} of the weights |mu|/sigma keeps, |mu| keeps"
             )
-        logs = torch.stack([m.clamp_min(1e-30).log(), (m / s).clamp_min(1e-30).log()])
+        logs = torch.stack([m.clamp_min(1e-30).log(), sd.log()])
         print(f"  correlation of log |mu| and log sigma: {torch.corrcoef(logs)[0, 1].item():.3f}")
 
 

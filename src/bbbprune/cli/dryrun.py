@@ -31,10 +31,15 @@ def sweep_jobs(overrides: list[str], multirun: bool, view: ConfigView) -> list[l
     return expand(*declared(sweeper), overrides)
 
 
+def time_keys(method, dataset, model, scale) -> tuple[tuple, tuple]:
+    """The keys of ``epoch_times``, most specific first: (method, dataset, model, scale), then
+    (model, scale). The scale is in both: a smoke run's epoch (a small training subset) says
+    nothing about a small one's."""
+    return (method, dataset, model, scale), (model, scale)
+
+
 def epoch_times(runs_root: Path) -> dict[tuple, list[float]]:
-    """Seconds per epoch of the finished runs, keyed by (method, dataset, model, scale) and by
-    (model, scale): a smoke run's epoch (a small training subset) says nothing about a small
-    one's."""
+    """Seconds per epoch of the finished runs, under each of their ``time_keys``."""
     seen: dict[tuple, list[float]] = {}
     for metrics_file in runs_root.glob("*/metrics.json"):
         try:
@@ -42,11 +47,7 @@ def epoch_times(runs_root: Path) -> dict[tuple, list[float]]:
             per_epoch = float(m["wall_time_per_epoch_s"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        scale = m.get("scale")
-        for key in (
-            (m.get("method"), m.get("dataset"), m.get("model"), scale),
-            (m.get("model"), scale),
-        ):
+        for key in time_keys(m.get("method"), m.get("dataset"), m.get("model"), m.get("scale")):
             seen.setdefault(key, []).append(per_epoch)
     return seen
 
@@ -87,10 +88,8 @@ def dry_run(overrides: list[str], multirun: bool) -> str:
             lines.append(f"  done    {run_dir.name}  {what}")
             continue
         label = model_label(OmegaConf.to_container(cfg.model, resolve=True))
-        scale = str(cfg.scale.name)
-        times = seen.get((cfg.method.name, cfg.dataset.name, label, scale)) or seen.get(
-            (label, scale)
-        )
+        keys = time_keys(cfg.method.name, cfg.dataset.name, label, str(cfg.scale.name))
+        times = next((seen[k] for k in keys if seen.get(k)), None)
         if times:
             seconds = epochs * statistics.median(times)
             todo_seconds += seconds
