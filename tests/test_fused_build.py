@@ -67,7 +67,8 @@ def test_cache_key_includes_the_build_flags(monkeypatch):
 def test_without_a_compiler_the_eager_path_takes_over(tmp_path):
     """With no compiler (CC names a missing program, PATH holds none) and an empty cache, the
     kernel reports unavailable with a warning, and a layer asking for the fused path draws, sums
-    its KL and differentiates exactly as the eager layer does under the same seed."""
+    its KL and differentiates exactly as the eager layer does under the same seed; Sparse VD
+    layers sum their KL by the eager formula."""
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
     result = _run(
@@ -96,6 +97,10 @@ def test_without_a_compiler_the_eager_path_takes_over(tmp_path):
             outs.append((y, kl, layer.weight_mu.grad, layer.weight_rho.grad))
         for a, b in zip(*outs, strict=True):
             assert torch.equal(a, b), (a, b)
+        from bbbprune.layers.sparse_vd import LinearSVD, clipped_log_alpha, log_uniform_kl
+        svd = LinearSVD(6, 4)
+        expected = log_uniform_kl(clipped_log_alpha(svd.log_sigma2, svd.theta)).sum()
+        assert torch.equal(svd.kl(), expected)  # Sparse VD's KL: the eager formula
         print("eager")
         """,
         tmp_path / "cache",

@@ -89,3 +89,29 @@ def test_seeded_runs_draw_the_same_noise():
         second = [layer(x) for _ in range(3)]
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert not torch.equal(first[0], first[1])
+
+
+@pytest.mark.parametrize("prior", ["log_uniform", "ard"])
+def test_sparse_vd_kl_and_its_gradient_match_autograd_of_eq_14(prior):
+    """The fused Sparse VD KL equals the eager formula (Molchanov et al. 2017, Eq. 14; ARD's
+    ½·log(1 + 1/α)) and so does its gradient, over log α inside and beyond the clip at ±8
+    (where the gradient is 0) and over tiny θ."""
+    from bbbprune.layers.sparse_vd import KL_FUNCTIONS, clipped_log_alpha
+
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.cat([torch.randn(5000, generator=gen) * 0.3, torch.tensor([1e-6, -1e-5, 0.0])])
+    log_sigma2 = torch.empty_like(theta).uniform_(-20.0, 6.0, generator=gen)
+    assert (clipped_log_alpha(log_sigma2, theta).abs() == 8).any()  # both regimes are covered
+
+    t1, s1 = theta.clone().requires_grad_(), log_sigma2.clone().requires_grad_()
+    fused_kl = fused.SparseVDKL.apply(t1, s1, prior == "ard")
+    (3.0 * fused_kl).backward()
+    t2, s2 = theta.clone().requires_grad_(), log_sigma2.clone().requires_grad_()
+    eager_kl = KL_FUNCTIONS[prior](clipped_log_alpha(s2, t2)).sum()
+    (3.0 * eager_kl).backward()
+
+    assert fused_kl.item() == pytest.approx(eager_kl.item(), rel=1e-5)
+    assert torch.allclose(t1.grad, t2.grad, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(s1.grad, s2.grad, rtol=1e-4, atol=1e-7)
+    clipped = clipped_log_alpha(log_sigma2, theta).abs() == 8
+    assert (s1.grad[clipped] == 0).all() and (s1.grad[~clipped] != 0).all()

@@ -82,3 +82,20 @@ def test_snr_needs_a_bayesian_model():
 def test_unknown_criterion_lists_the_valid_ones():
     with pytest.raises(UserError, match="valid: log_alpha, magnitude, pip, random, snr"):
         prune_model(nn.Sequential(MaskedLinear(3, 3)), "hessian", 0.5)
+
+
+def test_lowest_k_mask_equals_the_first_k_of_a_stable_sort():
+    """The selection that finds the k lowest scores removes exactly the weights a stable sort
+    lists first, ties (many equal scores, as |w| of zeroed weights gives) broken by position."""
+    from bbbprune.pruning.masking import _lowest_k_mask
+
+    gen = torch.Generator().manual_seed(0)
+    for scores in (
+        torch.rand(1000, generator=gen),
+        torch.randint(0, 5, (1000,), generator=gen).float(),  # heavy ties
+        torch.cat([torch.zeros(300), torch.rand(700, generator=gen)]),
+    ):
+        for k in (0, 1, 299, 300, 301, 500, 999, 1000):
+            expected = torch.ones_like(scores)
+            expected[torch.argsort(scores, stable=True)[:k]] = 0.0
+            assert torch.equal(_lowest_k_mask(scores, k), expected), k

@@ -218,3 +218,29 @@ def test_records_carry_the_validation_error_and_are_kept_unless_overwritten(smok
         run_dir, smoke_cfg("prune.overwrite=true"), ["magnitude"], [0.0], log=lambda *_: None
     )
     assert [r["val_error"] for r in again if r["prediction"] == "mean"] == [rec["val_error"]]
+
+
+def test_validation_of_the_sampled_predictive_only_when_asked_and_test_numbers_unchanged(
+    smoke_cfg,
+):
+    """By default (prune.validate=mean) only the mean-weights records carry validation metrics.
+    prune.validate=all evaluates again just the pruning levels whose records lack them, and
+    because the test split is evaluated first under each record's seed, their test numbers stay
+    the same."""
+    cfg = smoke_cfg("method=bbb", "train.epochs=1")
+    run_dir = train(cfg, log=lambda *_: None)
+    sampled = run_dir / "records" / "snr_0.5000_global_sampled.json"
+    mean = run_dir / "records" / "snr_0.5000_global_mean.json"
+    before = json.loads(sampled.read_text())
+    assert "val_error" not in before and "val_error" in json.loads(mean.read_text())
+    again = prune_run(
+        run_dir, smoke_cfg("method=bbb", "prune.validate=all"), ["snr"], [0.5], log=lambda *_: None
+    )
+    assert sorted((r["fraction"], r["prediction"]) for r in again) == [
+        (0.5, "mean"),
+        (0.5, "sampled"),
+    ]
+    after = json.loads(sampled.read_text())
+    assert "val_error" in after
+    for key in ("error", "nll", "ece"):
+        assert after[key] == before[key]

@@ -33,6 +33,15 @@ PREDICTIONS = {
     "native": lambda method: (NATIVE,),  # the method's own rule only
 }
 
+# prune.validate: the prediction modes whose records also hold the validation split's metrics
+# (val_error, ...). Choices read the mean weights' validation numbers; a choice that reads
+# another mode's (blundell_prior_grid's sampled check) asks for all. The test split comes
+# first under a record's seed, so leaving validation out does not change the test numbers.
+VALIDATE = {
+    "mean": lambda mode: mode == "mean",
+    "all": lambda mode: True,
+}
+
 
 def _cuda_devices(device) -> list[int]:
     return [device.index or 0] if torch.device(device).type == "cuda" else []
@@ -69,7 +78,8 @@ def evaluate_pruning(
     retrains it with its masks fixed) and write one JSON record per prediction mode. A method
     with its own pruning rule (``Method.native_masks``) also gets a record with criterion
     "native", whose fraction is the sparsity the rule reached. Each record holds the test metrics
-    and the same on the validation split (``val_error``, ...). Existing records are kept unless
+    and, for the prediction modes prune.validate names (default: the mean weights), the same on
+    the validation split (``val_error``, ...). Existing records are kept unless
     ``overwrite`` or prune.overwrite is set. ``load_data()`` returns the run's TensorData on the
     model's device and the test images of another dataset (``ood_dataset``) or None; it is
     called only when there is something to evaluate. ``extra_wall_s``: the run's time beyond
@@ -88,9 +98,17 @@ def evaluate_pruning(
         controls (a sampled predictive costs S passes each)."""
         return method.prediction_modes if criterion in every_mode else ("mean",)
 
+    validated = VALIDATE[
+        check_choice("prune.validate", str(prune_cfg.get("validate", "mean")), VALIDATE)
+    ]
+
+    def written_already(path, mode) -> bool:
+        """``path`` exists and holds the validation metrics if this evaluation asks for them."""
+        return path.exists() and (not validated(mode) or "val_error" in read_json(path))
+
     def done(criterion, fraction):
         return not overwrite and all(
-            record_path(run_dir, criterion, fraction, scope, epochs, m).exists()
+            written_already(record_path(run_dir, criterion, fraction, scope, epochs, m), m)
             for m in modes(criterion)
         )
 
@@ -154,7 +172,8 @@ def evaluate_pruning(
             with torch.random.fork_rng(devices=_cuda_devices(data.x_test.device)):
                 torch.manual_seed(seed)
                 result = uncertainty_metrics(method, model, data, ood_x, mode)
-                result.update(validation_metrics(method, model, data, mode))
+                if validated(mode):
+                    result.update(validation_metrics(method, model, data, mode))
             rec = pruning_record(
                 run_dir.name,
                 metrics,

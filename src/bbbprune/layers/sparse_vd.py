@@ -60,6 +60,7 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from ..errors import check_choice
+from . import fused
 from .masked import BayesianLayer, check_groups
 
 K1, K2, K3 = 0.63576, 1.87320, 1.48695  # Molchanov et al. 2017, Eq. 14
@@ -89,6 +90,14 @@ def ard_kl(log_alpha: torch.Tensor) -> torch.Tensor:
 
 
 KL_FUNCTIONS = {"log_uniform": log_uniform_kl, "ard": ard_kl}
+
+
+def weight_kl(theta: torch.Tensor, log_sigma2: torch.Tensor, prior: str, eager) -> torch.Tensor:
+    """Σ_ij KL of the weights (θ, log σ²) under ``prior``: the fused kernel where it applies
+    (CPU, float32, a C compiler), else ``eager(clipped_log_alpha(log σ², θ)).sum()``."""
+    if fused.supports(theta):
+        return fused.SparseVDKL.apply(theta, log_sigma2, prior == "ard")
+    return eager(clipped_log_alpha(log_sigma2, theta)).sum()
 
 
 class SparseVDLayer(BayesianLayer, nn.Module):
@@ -130,8 +139,9 @@ class SparseVDLayer(BayesianLayer, nn.Module):
         return self.log_alpha()
 
     def kl(self) -> torch.Tensor:
-        """Σ over every weight of KL(q(w) ‖ p(w)) for this layer's prior (module docstring)."""
-        return self._kl_function(self.log_alpha()).sum()
+        """Σ over every weight of KL(q(w) ‖ p(w)) for this layer's prior (module docstring);
+        on the CPU in float32, by the fused kernel (bbbprune.layers.fused.SparseVDKL)."""
+        return weight_kl(self.theta, self.log_sigma2, self.prior, self._kl_function)
 
     def _sampling(self) -> bool:
         return self.training if self.sample is None else self.sample
@@ -252,8 +262,8 @@ class _InputGroupMixin:
 
     def kl(self) -> torch.Tensor:
         """Σ KL over the weights plus Σ KL over the group variables (the same prior for both)."""
-        return self._kl_function(self.log_alpha()).sum() + (
-            self._kl_function(self.group_log_alpha()).sum()
+        return weight_kl(self.theta, self.log_sigma2, self.prior, self._kl_function) + weight_kl(
+            self.group_mu, self.group_log_sigma2, self.prior, self._kl_function
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

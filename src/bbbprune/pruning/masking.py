@@ -23,11 +23,20 @@ def check_fraction(fraction: float) -> float:
 
 
 def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """0 at the k lowest entries of a flat score vector (ties broken by position), 1 elsewhere."""
+    """0 at the k lowest entries of a flat score vector (ties broken by position), 1 elsewhere:
+    the first k of a stable sort. Found by selection (the k-th value, then the first of its ties
+    by position), linear rather than a sort of the whole vector; with NaN scores, by the sort."""
     mask = torch.ones_like(scores)
-    if k > 0:
-        idx = torch.argsort(scores, stable=True)[:k]
-        mask[idx] = 0.0
+    if k <= 0:
+        return mask
+    if k >= scores.numel() or torch.isnan(scores).any():
+        mask[torch.argsort(scores, stable=True)[:k]] = 0.0
+        return mask
+    kth = torch.kthvalue(scores, k).values
+    below = scores < kth
+    ties = torch.nonzero(scores == kth).flatten()[: k - int(below.sum())]
+    mask[below] = 0.0
+    mask[ties] = 0.0
     return mask
 
 
