@@ -349,3 +349,25 @@ def test_a_list_of_group_choices_passes_the_check():
     from bbbprune.cli.options import split_arguments, validate
 
     validate(split_arguments("train", ["logger=[csv,mlflow]", "scale=smoke"]))
+
+
+def test_an_optional_argument_of_the_method_can_be_added_and_a_made_up_one_cannot():
+    """``+method.moped_delta`` (an argument of Bayes by Backprop that bbb.yaml leaves out, used by
+    pretrained_to_pruned's arms) and ``+method.prior.neg_log_sigma`` (the Gaussian prior's key)
+    pass the check; ``+method.moped_delt`` and ``+train.epoch`` are still unknown options."""
+    from bbbprune.cli.options import Invocation, validate
+    from bbbprune.errors import UserError
+
+    for ok in (
+        ["method=bbb", "+method.moped_delta=0.1"],
+        ["method=bbb", "+method.prior.neg_log_sigma=0"],
+    ):
+        cfg = validate(Invocation("train", overrides=ok))
+        assert cfg.method.name == "bbb"
+    for bad, message in (
+        (["method=bbb", "+method.moped_delt=0.1"], "unknown option 'method.moped_delt'"),
+        (["method=sgd", "+method.moped_delta=0.1"], "unknown option 'method.moped_delta'"),
+        (["+train.epoch=3"], "unknown option 'train.epoch'"),
+    ):
+        with pytest.raises(UserError, match=message):
+            validate(Invocation("train", overrides=bad))

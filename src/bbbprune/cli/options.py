@@ -301,6 +301,31 @@ def check_overview(cfg, view: ConfigView) -> None:
             )
 
 
+def method_reads(container: dict, key: str) -> bool:
+    """Whether ``+key`` adds an option the method reads although its YAML leaves it out: an
+    argument of the method's class (``+method.moped_delta``, ``+method.layer_decays.conv.scale``)
+    or a key of a prior kind (``+method.prior.neg_log_sigma``). Imports the method's class
+    (and so torch) only for such an option."""
+    parts = key.split(".")
+    method = container.get("method")
+    if len(parts) < 2 or parts[0] != "method" or not isinstance(method, dict):
+        return False
+    if parts[1] == "prior" and len(parts) == 3:
+        from ..layers.priors import PRIOR_KEYS
+
+        return any(parts[2] in keys for keys in PRIOR_KEYS.values())
+    if parts[1] in method or not method.get("_target_"):
+        return False
+    import inspect
+
+    from hydra.utils import get_class
+
+    try:
+        return parts[1] in inspect.signature(get_class(method["_target_"]).__init__).parameters
+    except Exception:  # a target that cannot be imported: the compose reports it
+        return False
+
+
 def first_job_text(o) -> str:
     """The override as the first job of its sweep sees it (itself, if not a sweep)."""
     if not o.is_sweep_override():
@@ -351,6 +376,8 @@ def validate(inv: Invocation, view: ConfigView | None = None):
         for o in checked:
             key = o.key_or_group
             exists = raw_lookup(container, key) is not _MISSING
+            if not exists and o.is_add() and method_reads(container, key):
+                continue  # an optional argument of the method, e.g. +method.moped_delta=0.1
             if not exists:
                 raise UserError(f"unknown option {key!r}{suggest(key, keys)}")
             if o.is_add():

@@ -69,6 +69,11 @@ class ScaleMixturePrior:
 
 
 PRIORS = ("gaussian", "scale_mixture")
+# the keys of method.prior each kind reads (an experiment may add one with +method.prior.<key>)
+PRIOR_KEYS = {
+    "gaussian": ("neg_log_sigma",),
+    "scale_mixture": ("pi", "neg_log_sigma1", "neg_log_sigma2"),
+}
 
 
 def build_prior(cfg) -> GaussianPrior | ScaleMixturePrior:
