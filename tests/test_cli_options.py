@@ -353,21 +353,27 @@ def test_a_list_of_group_choices_passes_the_check():
 
 def test_an_optional_argument_of_the_method_can_be_added_and_a_made_up_one_cannot():
     """``+method.moped_delta`` (an argument of Bayes by Backprop that bbb.yaml leaves out, used by
-    pretrained_to_pruned's arms) and ``+method.prior.neg_log_sigma`` (the Gaussian prior's key)
-    pass the check; ``+method.moped_delt`` and ``+train.epoch`` are still unknown options."""
+    pretrained_to_pruned's arms), ``+method.prior.neg_log_sigma`` with the Gaussian prior and a
+    key inside a mapping argument pass the check; ``+method.moped_delt``, ``+train.epoch`` and a
+    prior key that the prior's kind does not read are still unknown options."""
     from bbbprune.cli.options import Invocation, validate
     from bbbprune.errors import UserError
 
     for ok in (
         ["method=bbb", "+method.moped_delta=0.1"],
-        ["method=bbb", "+method.prior.neg_log_sigma=0"],
+        ["method=bbb", "method.prior.kind=gaussian", "+method.prior.neg_log_sigma=0"],
+        ["experiment=kefan_lenet5", "+method.layer_decays.conv.scale=0.5"],  # inside a mapping
     ):
-        cfg = validate(Invocation("train", overrides=ok))
-        assert cfg.method.name == "bbb"
+        validate(Invocation("train", overrides=ok))
     for bad, message in (
         (["method=bbb", "+method.moped_delt=0.1"], "unknown option 'method.moped_delt'"),
         (["method=sgd", "+method.moped_delta=0.1"], "unknown option 'method.moped_delta'"),
         (["+train.epoch=3"], "unknown option 'train.epoch'"),
+        # the scale mixture reads no neg_log_sigma; Sparse VD's prior is a name, SGD has none
+        (["method=bbb", "+method.prior.neg_log_sigma=0"], "unknown option"),
+        (["method=svd", "+method.prior.pi=0.5"], "unknown option"),
+        (["method=sgd", "+method.prior.pi=0.5"], "unknown option"),
+        (["method=bbb", "+method.name=x"], "unknown option|exists"),
     ):
         with pytest.raises(UserError, match=message):
             validate(Invocation("train", overrides=bad))

@@ -18,7 +18,7 @@ def test_table_over_records_only(tmp_path, data_root):
     out = run("train", "-m", "experiment=structured_lenet", *common)
     assert out.returncode == 0, out.stderr[-2000:]
     run_dirs = sorted(p for p in (tmp_path / "runs").iterdir() if (p / "config.yaml").exists())
-    assert len(run_dirs) == 2  # svd and svd_group
+    assert len(run_dirs) == 6  # svd and svd_group, three seeds each
     for run_dir in run_dirs:
         masks = json.loads((run_dir / "analyses" / "first_layer_masks.json").read_text())
         assert len(masks["result"]["per_pixel"]) == 784

@@ -39,6 +39,8 @@ CHOICES = {
     "prune.scope": ("global", "layer"),
     "export.layout": ("auto", "sparse", "dense"),
     "train.distributed": ("auto", True, False),
+    "prune.validate": ("mean", "all"),
+    "prune.predictions": ("all", "primary", "native"),
 }
 TYPE_WORDS = {
     bool: "true or false",
@@ -301,20 +303,27 @@ def check_overview(cfg, view: ConfigView) -> None:
             )
 
 
-def method_reads(container: dict, key: str) -> bool:
+def method_reads(container: dict, key: str, prior_kind: str | None = None) -> bool:
     """Whether ``+key`` adds an option the method reads although its YAML leaves it out: an
-    argument of the method's class (``+method.moped_delta``, ``+method.layer_decays.conv.scale``)
-    or a key of a prior kind (``+method.prior.neg_log_sigma``). Imports the method's class
-    (and so torch) only for such an option."""
+    argument of the method's class (``+method.moped_delta``; inside a mapping argument,
+    ``+method.layer_decays.conv.scale``) or a key the prior's kind reads
+    (``+method.prior.neg_log_sigma`` with ``method.prior.kind=gaussian``; ``prior_kind``: the
+    kind the command line sets, if it does). Imports the method's class (and so torch) only for
+    such an option."""
     parts = key.split(".")
     method = container.get("method")
     if len(parts) < 2 or parts[0] != "method" or not isinstance(method, dict):
         return False
-    if parts[1] == "prior" and len(parts) == 3:
+    if parts[1] == "prior":
         from ..layers.priors import PRIOR_KEYS
 
-        return any(parts[2] in keys for keys in PRIOR_KEYS.values())
-    if parts[1] in method or not method.get("_target_"):
+        prior = method.get("prior")
+        kind = prior_kind or (prior.get("kind") if isinstance(prior, dict) else None)
+        return len(parts) == 3 and isinstance(prior, dict) and parts[2] in PRIOR_KEYS.get(kind, ())
+    present = method.get(parts[1])
+    if parts[1] in ("self", "name") or (parts[1] in method and not isinstance(present, dict)):
+        return False
+    if not method.get("_target_"):
         return False
     import inspect
 
@@ -373,10 +382,13 @@ def validate(inv: Invocation, view: ConfigView | None = None):
         container.pop("hydra", None)
         keys = flat_keys(container)
         OmegaConf.set_struct(cfg, False)
+        prior_kind = next(
+            (str(o.value()) for o in checked if o.key_or_group == "method.prior.kind"), None
+        )
         for o in checked:
             key = o.key_or_group
             exists = raw_lookup(container, key) is not _MISSING
-            if not exists and o.is_add() and method_reads(container, key):
+            if not exists and o.is_add() and method_reads(container, key, prior_kind):
                 continue  # an optional argument of the method, e.g. +method.moped_delta=0.1
             if not exists:
                 raise UserError(f"unknown option {key!r}{suggest(key, keys)}")
