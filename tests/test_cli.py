@@ -60,7 +60,9 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
     common = smoke_overrides(tmp_path, data_root)
     out = run("train", "-m", "experiment=vidlicka", *common)
     assert out.returncode == 0, out.stderr[-2000:]
-    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith("bbb-")]
+    bbb_runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.name.startswith("bbb-"))
+    assert [name.split("-")[-2] for name in bbb_runs] == ["s0", "s1", "s2"]  # the headline seeds
+    (run_dir,) = [tmp_path / "runs" / name for name in bbb_runs if "-s0-" in name]
     assert not (tmp_path / "runs" / "hydra").exists()  # no Hydra folder unless asked for
 
     out = run(
