@@ -377,3 +377,30 @@ def test_an_optional_argument_of_the_method_can_be_added_and_a_made_up_one_canno
     ):
         with pytest.raises(UserError, match=message):
             validate(Invocation("train", overrides=bad))
+
+
+def test_dry_run_estimate_scales_a_seen_epoch_by_the_training_set_size(tmp_path):
+    """A run seen on the whole split (50,000 images, 5 s per epoch) estimates 1 s per epoch for
+    a job on a 10,000-image subset and 5 s for one on the whole split; a run whose size is not
+    recorded stands for any size."""
+    from bbbprune.cli.dryrun import EpochTimes, time_keys
+
+    def seen_run(name, n_train, subset, per_epoch, model="mlp-300-100"):
+        run = tmp_path / name
+        run.mkdir()
+        facts = {"method": "svd", "dataset": "mnist", "model": model, "scale": "small"}
+        if n_train:
+            facts["n_train"] = n_train
+        (run / "metrics.json").write_text(json.dumps({**facts, "wall_time_per_epoch_s": per_epoch}))
+        subset_text = "null" if subset is None else subset
+        (run / "config.yaml").write_text(f"dataset:\n  train_subset: {subset_text}\n")
+
+    seen_run("a", 50000, None, 5.0)
+    seen_run("b", None, None, 7.0, model="mlp-400-400")
+    times = EpochTimes(tmp_path)
+    keys = time_keys("svd", "mnist", "mlp-300-100", "small")
+    assert times.seconds_per_epoch(keys, "mnist", 10000) == pytest.approx(1.0)
+    assert times.seconds_per_epoch(keys, "mnist", None) == pytest.approx(5.0)
+    other = time_keys("svd", "mnist", "mlp-400-400", "small")
+    assert times.seconds_per_epoch(other, "mnist", 10000) == pytest.approx(7.0)
+    assert times.seconds_per_epoch(time_keys("svd", "mnist", "x", "small"), "mnist", None) is None

@@ -32,24 +32,56 @@ def sweep_jobs(overrides: list[str], multirun: bool, view: ConfigView) -> list[l
 
 
 def time_keys(method, dataset, model, scale) -> tuple[tuple, tuple]:
-    """The keys of ``epoch_times``, most specific first: (method, dataset, model, scale), then
+    """The keys of ``EpochTimes``, most specific first: (method, dataset, model, scale), then
     (model, scale). The scale is in both: a smoke run's epoch (a small training subset) says
     nothing about a small one's."""
     return (method, dataset, model, scale), (model, scale)
 
 
-def epoch_times(runs_root: Path) -> dict[tuple, list[float]]:
-    """Seconds per epoch of the finished runs, under each of their ``time_keys``."""
-    seen: dict[tuple, list[float]] = {}
-    for metrics_file in runs_root.glob("*/metrics.json"):
-        try:
-            m = json.loads(metrics_file.read_text())
-            per_epoch = float(m["wall_time_per_epoch_s"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        for key in time_keys(m.get("method"), m.get("dataset"), m.get("model"), m.get("scale")):
-            seen.setdefault(key, []).append(per_epoch)
-    return seen
+class EpochTimes:
+    """The per-epoch wall times of the finished runs under ``runs_root``, to estimate a job's.
+
+    Each run's time is kept per epoch and per training example (per epoch / ``n_train``), under
+    each of its ``time_keys``. A job's epoch is estimated from the per-example time times its
+    training-set size (``dataset.train_subset``, else the whole split: the ``n_train`` of a
+    seen run of that dataset without a subset), so that a run on 10k images does not stand for
+    one on 50k; without a size, from the per-epoch time."""
+
+    def __init__(self, runs_root: Path):
+        self.per_epoch: dict[tuple, list[float]] = {}
+        self.per_example: dict[tuple, list[float]] = {}
+        self.whole_split: dict[str, int] = {}
+        for metrics_file in runs_root.glob("*/metrics.json"):
+            try:
+                m = json.loads(metrics_file.read_text())
+                per_epoch = float(m["wall_time_per_epoch_s"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            keys = time_keys(m.get("method"), m.get("dataset"), m.get("model"), m.get("scale"))
+            n_train = m.get("n_train")
+            for key in keys:
+                self.per_epoch.setdefault(key, []).append(per_epoch)
+                if n_train:
+                    self.per_example.setdefault(key, []).append(per_epoch / int(n_train))
+            if n_train and _train_subset(metrics_file.parent) is None:
+                self.whole_split[str(m.get("dataset"))] = int(n_train)
+
+    def seconds_per_epoch(self, keys, dataset: str, train_subset) -> float | None:
+        n = int(train_subset) if train_subset else self.whole_split.get(dataset)
+        for key in keys:
+            if n and self.per_example.get(key):
+                return statistics.median(self.per_example[key]) * n
+            if self.per_epoch.get(key):
+                return statistics.median(self.per_epoch[key])
+        return None
+
+
+def _train_subset(run_dir: Path):
+    """``dataset.train_subset`` of a run's saved config (None: the whole split, or unknown)."""
+    try:
+        return OmegaConf.load(run_dir / "config.yaml").dataset.get("train_subset")
+    except Exception:  # no or unreadable config: treated as unknown
+        return "unknown"
 
 
 def _duration(seconds: float) -> str:
@@ -80,7 +112,7 @@ def dry_run(overrides: list[str], multirun: bool) -> str:
             except ValueError:
                 pass
         if seen is None:
-            seen = epoch_times(Path(cfg.paths.runs))
+            seen = EpochTimes(Path(cfg.paths.runs))
         epochs = int(cfg.train.epochs)
         what = " ".join(o for o in job if o.split("=", 1)[0] in _swept(jobs)) or "(one job)"
         if finished:
@@ -89,9 +121,11 @@ def dry_run(overrides: list[str], multirun: bool) -> str:
             continue
         label = model_label(OmegaConf.to_container(cfg.model, resolve=True))
         keys = time_keys(cfg.method.name, cfg.dataset.name, label, str(cfg.scale.name))
-        times = next((seen[k] for k in keys if seen.get(k)), None)
-        if times:
-            seconds = epochs * statistics.median(times)
+        per_epoch = seen.seconds_per_epoch(
+            keys, str(cfg.dataset.name), cfg.dataset.get("train_subset")
+        )
+        if per_epoch:
+            seconds = epochs * per_epoch
             todo_seconds += seconds
             estimate = f"~{_duration(seconds)} ({epochs} epochs)"
         else:
