@@ -96,7 +96,7 @@ def test_sparse_vd_kl_and_its_gradient_match_autograd_of_eq_14(prior):
     """The fused Sparse VD KL equals the eager formula (Molchanov et al. 2017, Eq. 14; ARD's
     ½·log(1 + 1/α)) and so does its gradient, over log α inside and beyond the clip at ±8
     (where the gradient is 0) and over tiny θ."""
-    from bbbprune.layers.sparse_vd import KL_FUNCTIONS, clipped_log_alpha
+    from bbbprune.layers.sparse_vd import K1, K2, K3, KL_FUNCTIONS, clipped_log_alpha
 
     gen = torch.Generator().manual_seed(0)
     theta = torch.cat([torch.randn(5000, generator=gen) * 0.3, torch.tensor([1e-6, -1e-5, 0.0])])
@@ -104,7 +104,7 @@ def test_sparse_vd_kl_and_its_gradient_match_autograd_of_eq_14(prior):
     assert (clipped_log_alpha(log_sigma2, theta).abs() == 8).any()  # both regimes are covered
 
     t1, s1 = theta.clone().requires_grad_(), log_sigma2.clone().requires_grad_()
-    fused_kl = fused.SparseVDKL.apply(t1, s1, prior == "ard")
+    fused_kl = fused.SparseVDKL.apply(t1, s1, prior == "ard", (K1, K2, K3))
     (3.0 * fused_kl).backward()
     t2, s2 = theta.clone().requires_grad_(), log_sigma2.clone().requires_grad_()
     eager_kl = KL_FUNCTIONS[prior](clipped_log_alpha(s2, t2)).sum()

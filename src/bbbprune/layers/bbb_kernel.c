@@ -144,14 +144,12 @@ void bbb_backward(const float *mu, const float *rho, const float *mask, const fl
 /* Sparse variational dropout's KL over n weights (Molchanov, Ashukha & Vetrov 2017), and its
  * gradient, in one pass. Per weight
  *   la = clip(ls2 − log(theta² + 1e-8), −8, 8),
- *   log-uniform prior (their Eq. 14): KL = k1 − k1·s + ½·softplus(−la), s = sigmoid(k2 + k3·la),
+ *   log-uniform prior (their Eq. 14, constants k1, k2, k3 passed in):
+ *       KL = k1 − k1·s + ½·softplus(−la), s = sigmoid(k2 + k3·la),
  *       dKL/dla = −(k1·k3·s·(1 − s) + ½·sigmoid(−la));
  *   ARD (ard = 1): KL = ½·softplus(−la), dKL/dla = −½·sigmoid(−la);
  * dKL/dls2 = dKL/dla and dKL/dtheta = dKL/dla · (−2·theta / (theta² + 1e-8)) where the clip is
  * inactive (−8 ≤ raw ≤ 8, as torch.clamp's gradient), 0 elsewhere. Returns Σ KL in *sum. */
-#define SVD_K1 0.63576f
-#define SVD_K2 1.87320f
-#define SVD_K3 1.48695f
 #define SVD_KL_LOOP(ARD)                                                                     \
     _Pragma("omp parallel for num_threads(threads) schedule(static) reduction(+ : total)")  \
     for (int64_t start = 0; start < n; start += BLOCK) {                                     \
@@ -166,9 +164,9 @@ void bbb_backward(const float *mu, const float *rho, const float *mask, const fl
             float inside = (raw >= -8.0f && raw <= 8.0f) ? 1.0f : 0.0f;                      \
             float half_sp = 0.5f * softplusf(-la);                                           \
             float half_sn = 0.5f * inv1p_exp(la); /* ½·sigmoid(−la) */                       \
-            float s = inv1p_exp(-(SVD_K2 + SVD_K3 * la));                                    \
-            float kl = ARD ? half_sp : SVD_K1 - SVD_K1 * s + half_sp;                        \
-            float dla = ARD ? -half_sn : -(SVD_K1 * SVD_K3 * s * (1.0f - s) + half_sn);      \
+            float s = inv1p_exp(-(k2 + k3 * la));                                            \
+            float kl = ARD ? half_sp : k1 - k1 * s + half_sp;                                \
+            float dla = ARD ? -half_sn : -(k1 * k3 * s * (1.0f - s) + half_sn);              \
             float g = dla * inside;                                                          \
             acc += kl;                                                                       \
             grad_ls2[j] = g;                                                                 \
@@ -177,8 +175,8 @@ void bbb_backward(const float *mu, const float *rho, const float *mask, const fl
         total += acc;                                                                        \
     }
 
-void svd_kl(const float *theta, const float *ls2, int64_t n, int ard, int threads,
-            float *grad_theta, float *grad_ls2, double *sum) {
+void svd_kl(const float *theta, const float *ls2, int64_t n, int ard, float k1, float k2,
+            float k3, int threads, float *grad_theta, float *grad_ls2, double *sum) {
     double total = 0.0;
     if (ard) {
         SVD_KL_LOOP(1)

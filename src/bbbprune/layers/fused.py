@@ -125,7 +125,7 @@ def _load() -> ctypes.CDLL | None:
         lib.bbb_normal.argtypes = [p, i64, u32, i32]
         lib.bbb_forward.argtypes = [p, p, p, p, p, p, i64, u32, i32, f, f, f, f, i32, p]
         lib.bbb_backward.argtypes = [p, p, p, p, p, p, f, i64, i32, f, f, f, f, i32, p, p]
-        lib.svd_kl.argtypes = [p, p, i64, i32, i32, p, p, p]
+        lib.svd_kl.argtypes = [p, p, i64, i32, f, f, f, i32, p, p, p]
         _lib = lib
     return _lib or None
 
@@ -225,11 +225,12 @@ class FusedSample(torch.autograd.Function):
 
 
 class SparseVDKL(torch.autograd.Function):
-    """(θ, log σ², ard) → Σ KL of Sparse VD's weights (bbb_kernel.c, ``svd_kl``): the gradient
-    is computed in the same pass and scaled by dL/dKL in the backward pass."""
+    """(θ, log σ², ard, (k1, k2, k3)) → Σ KL of Sparse VD's weights (bbb_kernel.c, ``svd_kl``;
+    k1-k3: the constants of Molchanov et al.'s Eq. 14): the gradient is computed in the same
+    pass and scaled by dL/dKL in the backward pass."""
 
     @staticmethod
-    def forward(ctx, theta, log_sigma2, ard: bool):
+    def forward(ctx, theta, log_sigma2, ard: bool, constants):
         theta, log_sigma2 = theta.contiguous(), log_sigma2.contiguous()
         grad_theta, grad_ls2 = torch.empty_like(theta), torch.empty_like(log_sigma2)
         total = ctypes.c_double()
@@ -239,6 +240,7 @@ class SparseVDKL(torch.autograd.Function):
             _ptr(log_sigma2),
             n,
             int(ard),
+            *constants,
             _threads(n),
             _ptr(grad_theta),
             _ptr(grad_ls2),
@@ -250,4 +252,4 @@ class SparseVDKL(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_kl):
         grad_theta, grad_ls2 = ctx.saved_tensors
-        return grad_theta * grad_kl, grad_ls2 * grad_kl, None
+        return grad_theta * grad_kl, grad_ls2 * grad_kl, None, None

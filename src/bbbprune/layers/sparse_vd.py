@@ -92,12 +92,12 @@ def ard_kl(log_alpha: torch.Tensor) -> torch.Tensor:
 KL_FUNCTIONS = {"log_uniform": log_uniform_kl, "ard": ard_kl}
 
 
-def weight_kl(theta: torch.Tensor, log_sigma2: torch.Tensor, prior: str, eager) -> torch.Tensor:
+def weight_kl(theta: torch.Tensor, log_sigma2: torch.Tensor, prior: str) -> torch.Tensor:
     """Σ_ij KL of the weights (θ, log σ²) under ``prior``: the fused kernel where it applies
-    (CPU, float32, a C compiler), else ``eager(clipped_log_alpha(log σ², θ)).sum()``."""
+    (CPU, float32, a C compiler), else ``KL_FUNCTIONS[prior]`` of the clipped log α, summed."""
     if fused.supports(theta):
-        return fused.SparseVDKL.apply(theta, log_sigma2, prior == "ard")
-    return eager(clipped_log_alpha(log_sigma2, theta)).sum()
+        return fused.SparseVDKL.apply(theta, log_sigma2, prior == "ard", (K1, K2, K3))
+    return KL_FUNCTIONS[prior](clipped_log_alpha(log_sigma2, theta)).sum()
 
 
 class SparseVDLayer(BayesianLayer, nn.Module):
@@ -114,7 +114,6 @@ class SparseVDLayer(BayesianLayer, nn.Module):
     ):
         super().__init__()
         self.prior = check_choice("Sparse VD prior", prior, PRIORS)
-        self._kl_function = KL_FUNCTIONS[prior]
         bound = 1.0 / math.sqrt(fan_in)
         self.theta = nn.Parameter(torch.empty(weight_shape).uniform_(-bound, bound))
         self.log_sigma2 = nn.Parameter(torch.full(weight_shape, float(log_sigma2_init)))
@@ -141,7 +140,7 @@ class SparseVDLayer(BayesianLayer, nn.Module):
     def kl(self) -> torch.Tensor:
         """Σ over every weight of KL(q(w) ‖ p(w)) for this layer's prior (module docstring);
         on the CPU in float32, by the fused kernel (bbbprune.layers.fused.SparseVDKL)."""
-        return weight_kl(self.theta, self.log_sigma2, self.prior, self._kl_function)
+        return weight_kl(self.theta, self.log_sigma2, self.prior)
 
     def _sampling(self) -> bool:
         return self.training if self.sample is None else self.sample
@@ -262,8 +261,8 @@ class _InputGroupMixin:
 
     def kl(self) -> torch.Tensor:
         """Σ KL over the weights plus Σ KL over the group variables (the same prior for both)."""
-        return weight_kl(self.theta, self.log_sigma2, self.prior, self._kl_function) + weight_kl(
-            self.group_mu, self.group_log_sigma2, self.prior, self._kl_function
+        return weight_kl(self.theta, self.log_sigma2, self.prior) + weight_kl(
+            self.group_mu, self.group_log_sigma2, self.prior
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
