@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bbbprune.metrics import calibration_metrics, ood_metrics, predictive_entropy
+from bbbprune.metrics import auroc, calibration_metrics, ood_metrics, predictive_entropy
 from bbbprune.report.render import render_grouped_table
 from bbbprune.run.loop import train
 
@@ -25,6 +25,14 @@ def test_ece_equals_the_hand_computation():
     probs = [[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.62, 0.3, 0.08], [0.08, 0.3, 0.62]]
     y = torch.tensor([0, 1, 0, 2])
     assert calibration_metrics(_log(probs), y)["ece"] == pytest.approx(0.39, abs=1e-6)
+
+
+def test_ece_gives_a_confidence_of_one_its_own_bin():
+    # confidence 1.0 (wrong: gap −1) and 0.95 (right: gap +0.05). In bins of their own:
+    # (|−1| + |0.05|) / 2 = 0.525; sharing the top bin [14/15, 1] would give |−0.95| / 2 = 0.475
+    probs = [[1.0, 0.0], [0.95, 0.05]]
+    y = torch.tensor([1, 0])
+    assert calibration_metrics(_log(probs), y)["ece"] == pytest.approx(0.525, abs=1e-6)
 
 
 def test_brier_equals_the_hand_computation():
@@ -49,6 +57,17 @@ def test_ood_auroc_counts_the_pairs_ranked_right():
     out = ood_metrics(two_class([0.99, 0.9, 0.7]), two_class([0.8, 0.5]))
     assert out["ood_auroc"] == pytest.approx(5 / 6, abs=1e-6)
     assert out["entropy_ood"] > out["entropy_in"]
+
+
+def test_auroc_counts_ties_as_one_half():
+    # negatives 1, 2, 2; positives 2, 3. The positive 2 beats 1 and ties both 2s: 1 + ½ + ½;
+    # the positive 3 beats all three: 3. (2 + 3) / 6 pairs
+    assert auroc(torch.tensor([1.0, 2.0, 2.0]), torch.tensor([2.0, 3.0])) == pytest.approx(5 / 6)
+    gen = torch.Generator().manual_seed(0)
+    neg = torch.randint(0, 20, (300,), generator=gen).float()
+    pos = torch.randint(5, 25, (200,), generator=gen).float()
+    pairs = (pos[:, None] > neg[None, :]).double() + 0.5 * (pos[:, None] == neg[None, :]).double()
+    assert auroc(neg, pos) == pytest.approx(pairs.mean().item(), abs=1e-12)
 
 
 def test_grouped_table_rows_are_method_by_level_with_mean_and_sample_std():

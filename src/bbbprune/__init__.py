@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.2.0.dev0"
+__version__ = "0.2.0.dev1"
 
 # public name -> the module that defines it
 _API = {

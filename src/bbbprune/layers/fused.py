@@ -52,7 +52,7 @@ CFLAGS = [
     "-fPIC",
     "-shared",
 ]
-LIBS = ["-lmvec", "-lm"]
+LIBS = ["-lm"]
 _lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
 
 
@@ -180,7 +180,8 @@ class FusedSample(torch.autograd.Function):
     def forward(ctx, mu, rho, mask, key, consts):
         mu, rho = mu.contiguous(), rho.contiguous()
         mask = None if mask is None else mask.contiguous()
-        w, eps, sigma = torch.empty_like(mu), torch.empty_like(mu), torch.empty_like(mu)
+        # t = exp(-|rho|), from which the backward pass recomputes sigma and sigmoid(rho)
+        w, eps, t = torch.empty_like(mu), torch.empty_like(mu), torch.empty_like(mu)
         sums = (ctypes.c_double * 3)()
         n = mu.numel()
         _load().bbb_forward(
@@ -189,7 +190,7 @@ class FusedSample(torch.autograd.Function):
             _ptr(mask),
             _ptr(w),
             _ptr(eps),
-            _ptr(sigma),
+            _ptr(t),
             n,
             key,
             *consts,
@@ -197,13 +198,13 @@ class FusedSample(torch.autograd.Function):
             sums,
         )
         kl = -(sums[0] + 0.5 * sums[1] + n * LOG_SQRT_2PI) - sums[2]
-        ctx.save_for_backward(mu, rho, mask, eps, sigma)
+        ctx.save_for_backward(mu, rho, mask, eps, t)
         ctx.consts = consts
         return w, torch.tensor(kl, dtype=mu.dtype)
 
     @staticmethod
     def backward(ctx, grad_w, grad_kl):
-        mu, rho, mask, eps, sigma = ctx.saved_tensors
+        mu, rho, mask, eps, t = ctx.saved_tensors
         grad_w = None if grad_w is None else grad_w.contiguous()
         c = 0.0 if grad_kl is None else float(grad_kl)
         grad_mu, grad_rho = torch.empty_like(mu), torch.empty_like(rho)
@@ -212,7 +213,7 @@ class FusedSample(torch.autograd.Function):
             _ptr(rho),
             _ptr(mask),
             _ptr(eps),
-            _ptr(sigma),
+            _ptr(t),
             _ptr(grad_w),
             c,
             mu.numel(),

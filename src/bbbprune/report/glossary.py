@@ -45,7 +45,7 @@ COLUMN_DEFINITIONS = {
     "rebuild_max_abs_diff": "largest |logit difference| between the masked network and its "
     "rebuild on up to 512 test images",
     "ece": "expected calibration error, 15 equal-width confidence bins (Guo et al. 2017, Eq. 3; "
-    "torchmetrics MulticlassCalibrationError, l1)",
+    "bbbprune.metrics.expected_calibration_error)",
     "brier": "Brier score (1/n) Σ_i Σ_k (p_ik − 1[y_i = k])², from 0 (perfect) to 2",
     "ood_auroc": "AUROC of predictive entropy separating the out-of-distribution test images "
     "(positives) from the in-distribution ones (negatives); 0.5 = chance",
