@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bbbprune.errors import UserError
 from bbbprune.layers import BayesConv2d, BayesLinear, fused, kl_divergence, sampling
 from bbbprune.layers.priors import GaussianPrior, ScaleMixturePrior
 from bbbprune.methods import BayesByBackprop, StepInfo
@@ -195,6 +196,27 @@ def test_kl_term_is_a_sum_divided_by_the_training_set_size():
     term = method.loss_terms(net, StepInfo(0, 1, 10, n_train))["kl"]
     assert term.item() == pytest.approx(by_hand.item() / n_train, rel=1e-5)
     assert kl_divergence(net).item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_kl_scale_multiplies_the_complexity_cost_and_is_named_in_the_header():
+    """``+method.kl_scale=c`` (a diagnosis of implementations that weighted the complexity cost
+    differently) gives exactly c times the KL/N term of the same network; c = 1 is the ELBO and
+    leaves the method's description (and so every existing record) unchanged."""
+    from bbbprune.report.protocol import _kl_weight
+
+    torch.manual_seed(0)
+    prior = {"kind": "gaussian", "neg_log_sigma": 0}
+    elbo = BayesByBackprop("bbb", prior, kl_estimator="closed_form")
+    scaled = BayesByBackprop("bbb", prior, kl_estimator="closed_form", kl_scale=0.25)
+    net = nn.Sequential(BayesLinear(3, 2, GaussianPrior(1.0), kl_estimator="closed_form"))
+    step = StepInfo(0, 1, 10, 1000)
+    full = elbo.loss_terms(net, step)["kl"].item()
+    assert scaled.loss_terms(net, step)["kl"].item() == pytest.approx(0.25 * full, rel=1e-6)
+    assert "kl_scale" not in elbo.describe()
+    assert scaled.describe()["kl_scale"] == 0.25
+    assert _kl_weight(scaled.describe()).startswith("0.25 × KL/N")
+    with pytest.raises(UserError, match="kl_scale"):
+        BayesByBackprop("bbb", prior, kl_estimator="closed_form", kl_scale=-1)
 
 
 def test_blundell_minibatch_weights_sum_to_one():

@@ -361,6 +361,7 @@ def test_an_optional_argument_of_the_method_can_be_added_and_a_made_up_one_canno
 
     for ok in (
         ["method=bbb", "+method.moped_delta=0.1"],
+        ["method=bbb", "+method.kl_scale=0.00256"],
         ["method=bbb", "method.prior.kind=gaussian", "+method.prior.neg_log_sigma=0"],
         ["experiment=kefan_lenet5", "+method.layer_decays.conv.scale=0.5"],  # inside a mapping
     ):

@@ -69,11 +69,15 @@ class BayesByBackprop(Method):
         dropout=0.0,
         fused: bool = True,
         moped_delta: float | None = None,
+        kl_scale: float = 1.0,
     ):
         super().__init__(name, dropout, criteria)
         if moped_delta is not None and not float(moped_delta) > 0:
             raise UserError(f"method.moped_delta must be > 0 or null, got {moped_delta}")
         self.moped_delta = None if moped_delta is None else float(moped_delta)
+        if not float(kl_scale) >= 0:
+            raise UserError(f"method.kl_scale must be >= 0, got {kl_scale}")
+        self.kl_scale = float(kl_scale)
         self.prior_cfg = prior
         self.prior = build_prior(prior)
         self.rho_init = float(rho_init)
@@ -119,7 +123,12 @@ class BayesByBackprop(Method):
         return blundell_kl_weight(step.index, step.n_batches) * step.n_batches
 
     def loss_terms(self, model: nn.Module, step: StepInfo) -> dict[str, torch.Tensor]:
-        return {"kl": kl_divergence(model) * (self.kl_weight(step) / step.n_train)}
+        """The complexity cost of one minibatch per example: π_i · M · KL / N (Blundell et al.
+        2015, eq. 8 divided by the batch size; π_i = 1/M when uniform), times ``kl_scale``
+        (1 for the ELBO; other values only to diagnose an implementation that weighted it
+        differently, e.g. ``+method.kl_scale=0.00256`` = KL / (N · M))."""
+        weight = self.kl_weight(step) * self.kl_scale / step.n_train
+        return {"kl": kl_divergence(model) * weight}
 
     def describe(self) -> dict:
         return {
@@ -131,4 +140,5 @@ class BayesByBackprop(Method):
             "eval_samples": self.eval_samples,
             "fused": self.fused,
             **({"moped_delta": self.moped_delta} if self.moped_delta is not None else {}),
+            **({"kl_scale": self.kl_scale} if self.kl_scale != 1.0 else {}),
         }

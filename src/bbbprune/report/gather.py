@@ -14,7 +14,8 @@ from ..storage import read_json
 
 # The method's setting as explicit fields of every record (Method.describe()), so that table rows
 # select on values, never on a description string: the prior of Bayes by Backprop, the dropout
-# rate, EM-MCMC's spike and slab decays and EM start, MOPED's delta.
+# rate, EM-MCMC's spike and slab decays and EM start, MOPED's delta, the
+# complexity cost's scale.
 SETTING_FIELDS = (
     "prior_kind",
     "prior_pi",
@@ -25,6 +26,7 @@ SETTING_FIELDS = (
     "spike_decay",
     "em_start",
     "moped_delta",
+    "kl_scale",
 )
 
 

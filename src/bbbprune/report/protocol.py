@@ -23,9 +23,10 @@ MODES = {
 
 def _kl_weight(m: dict) -> str:
     if "kl_weighting" in m:
+        scale = f"{m['kl_scale']:g} × " if m.get("kl_scale", 1.0) != 1.0 else ""
         if m["kl_weighting"] == "blundell":
-            return "KL/N, minibatch i of M weighted 2^(M−i)/(2^M−1) (Blundell et al. eq. 9)"
-        return "KL/N per example, uniform over minibatches"
+            return f"{scale}KL/N, minibatch i of M weighted 2^(M−i)/(2^M−1) (Blundell et al. eq. 9)"
+        return f"{scale}KL/N per example, uniform over minibatches"
     if m.get("prior") is None:
         return "– (no KL term)"
     return "KL/N per example"
