@@ -160,10 +160,12 @@ def test_tables_outside_the_default_list_and_scale_never_land_among_the_default_
     assert folder("small", None) == "r"  # the overview: no experiment
 
 
-def test_comparison_sentences_are_computed_from_the_records():
-    """At 90 %: the baseline (sgd by |w|) has errors 10 and 12 over two seeds, mean 11; bbb by
-    snr 8 (3 points better, 40 s extra), laplace 20 (9 worse), svd 11.5. At 50 % no baseline
-    record: no sentence. The own rule (native) takes no part."""
+def test_comparison_sentences_are_computed_from_the_records_paired_by_seed():
+    """At 90 %: the baseline (sgd by |w|) has errors 10 and 12 on seeds 0 and 1, mean 11. Each
+    row is set against the baseline over its own seeds: bbb by snr 8 on seed 0 against 10 (-2,
+    40 s extra), laplace 20 on seed 0 (+10), svd 11.5 on seed 0 (+1.5), ard 9 and 11 on seeds 0
+    and 1 against 11 (-1); dropout, on seed 5 only, shares no seed and is left out. At 50 % no
+    baseline record: no sentence. The own rule (native) takes no part."""
     from bbbprune.report.comparison import comparison_lines
 
     rows = [
@@ -173,6 +175,9 @@ def test_comparison_sentences_are_computed_from_the_records():
         ("laplace", "snr", 0.9, 0, 20.0, 5.0),
         ("svd", "log_alpha", 0.9, 0, 11.5, 30.0),
         ("svd", "native", 0.9, 0, 1.0, 30.0),
+        ("ard", "log_alpha", 0.9, 0, 9.0, 30.0),
+        ("ard", "log_alpha", 0.9, 1, 11.0, 30.0),
+        ("dropout", "magnitude", 0.9, 5, 50.0, 0.0),
         ("bbb", "snr", 0.5, 0, 2.0, 40.0),
     ]
     df = pd.DataFrame(rows, columns=["method", "criterion", "fraction", "seed", "error", "extra"])
@@ -191,11 +196,17 @@ def test_comparison_sentences_are_computed_from_the_records():
     lines = comparison_lines(spec, df)
     assert lines[0].startswith("What the records show") and lines[-1] == ""
     assert lines[2:-1] == [
-        "- At 90 % removed: SGD by |w| 11.00 (test error %); of the 3 other rows, 1 do better "
-        "and 2 worse. Best: method bbb, criterion snr, 8.00 (-3.00, 40 s extra). "
-        "Worst: method laplace, criterion snr, 20.00 (+9.00)."
+        "- At 90 % removed: SGD by |w| 11.00 (test error %, seeds 0, 1); of the 4 other rows, "
+        "each against it over its own seeds, 2 do better and 2 worse (1 sharing no seed with "
+        "it left out). Best: method bbb, criterion snr, 8.00 (-2.00 against 10.00 on seed 0, "
+        "40 s extra). Worst: method laplace, criterion snr, 20.00 (+10.00 against 10.00 on "
+        "seed 0)."
     ]
     spec["comparison"]["higher_is_better"] = True
     flipped = comparison_lines(spec, df)[2]
-    assert "2 do better and 1 worse. Best: method laplace" in flipped
+    assert (
+        "2 do better and 2 worse (1 sharing no seed with it left out). Best: method laplace"
+        in flipped
+    )
+    assert "Worst: method bbb" in flipped
     assert comparison_lines({"group_by": ["method"]}, df) == []

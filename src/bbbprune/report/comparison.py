@@ -3,10 +3,13 @@ every row against one baseline row (``table.comparison``).
 
 For a fraction f, the baseline's value b is the mean of ``metric`` over the baseline's records
 at f (one per seed); every other row of the table (a combination of the ``group_by`` fields)
-at f gives its mean v. The sentence states b, how many rows do better and how many worse
-(lower is better unless ``higher_is_better``), the best and the worst row with v − b, and, with
-``cost``, the best row's mean of that field (e.g. the extra wall time). Records of a method's own
-rule (criterion ``native``) reach their own sparsity and take no part. Because the sentences are
+at f gives its mean v over its seeds, and is set against the baseline's mean over the same seeds
+(paired by seed: a one-seed row is compared with the baseline's value on that seed, not with the
+mean of three). A row that shares no seed with the baseline takes no part (the sentence says how
+many). The sentence states b, how many rows do better and how many worse (lower is better unless
+``higher_is_better``), the best and the worst row by their paired difference, and, with ``cost``,
+the best row's mean of that field (e.g. the extra wall time). Records of a method's own rule
+(criterion ``native``) reach their own sparsity and take no part. Because the sentences are
 computed when the table is written, they never go stale when the table is regenerated.
 """
 
@@ -19,6 +22,58 @@ from .render import _select
 
 def _row_label(keys: list[str], values) -> str:
     return ", ".join(f"{k} {v}" for k, v in zip(keys, values, strict=True))
+
+
+def _seeds(frame: pd.DataFrame) -> tuple:
+    return tuple(sorted(set(frame["seed"]))) if "seed" in frame.columns else ()
+
+
+def _seed_text(seeds: tuple) -> str:
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds)
+
+
+def _sentence(comp, base, others, keys, fraction, sign, fmt) -> str | None:
+    """One fraction's sentence: each row's mean v against the baseline's mean over the row's own
+    seeds, d = v − b(seeds of the row)."""
+    metric = comp["metric"]
+    all_seeds = _seeds(base)
+    rows = []  # (label values, v, paired baseline, seeds, cost)
+    unpaired = 0
+    for values, group in others.groupby(keys, sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        seeds = _seeds(group)
+        paired = base[base["seed"].isin(seeds)] if seeds else base
+        if paired.empty:
+            unpaired += 1
+            continue
+        cost = group[comp["cost"]].mean() if comp.get("cost") in group.columns else None
+        rows.append((values, group[metric].mean(), paired[metric].mean(), seeds, cost))
+    if not rows:
+        return None
+    diffs = [v - b for _, v, b, _, _ in rows]
+    better = sum(sign * d < 0 for d in diffs)
+    worse = sum(sign * d > 0 for d in diffs)
+    order = sorted(range(len(rows)), key=lambda i: sign * diffs[i])  # stable: table order
+
+    def described(i: int, with_cost: bool) -> str:
+        values, v, b, seeds, cost = rows[i]
+        text = f"{_row_label(keys, values)}, {fmt.format(v)} ({diffs[i]:+.2f}"
+        if seeds and seeds != all_seeds:
+            text += f" against {fmt.format(b)} on {_seed_text(seeds)}"
+        if with_cost and cost is not None:
+            text += f", {cost:.0f} {comp.get('cost_label', comp['cost'])}"
+        return text + ")"
+
+    b = base[metric].mean()
+    seeds = f", {_seed_text(all_seeds)}" if all_seeds else ""
+    text = (
+        f"At {100 * fraction:g} % removed: {comp['baseline_label']} {fmt.format(b)} "
+        f"({comp['label']}{seeds}); of the {len(rows)} other rows, each against it over its "
+        f"own seeds, {better} do better and {worse} worse"
+    )
+    if unpaired:
+        text += f" ({unpaired} sharing no seed with it left out)"
+    return text + f". Best: {described(order[0], True)}. Worst: {described(order[-1], False)}."
 
 
 def comparison_lines(spec: dict, df: pd.DataFrame, split_value=None) -> list[str]:
@@ -41,31 +96,12 @@ def comparison_lines(spec: dict, df: pd.DataFrame, split_value=None) -> list[str
         base = _select(at, comp["baseline"])
         if base.empty:
             continue
-        b = base[metric].mean()
         others = at.drop(index=base.index)
         if others.empty:
             continue
-        means = others.groupby(keys, sort=False)[metric].mean()
-        better = means[sign * means < sign * b]
-        worse = means[sign * means > sign * b]
-        order = (sign * means).sort_values(kind="stable")
-        best, worst = order.index[0], order.index[-1]
-        best = best if isinstance(best, tuple) else (best,)
-        worst = worst if isinstance(worst, tuple) else (worst,)
-        text = (
-            f"At {100 * fraction:g} % removed: {comp['baseline_label']} {fmt.format(b)} "
-            f"({comp['label']}); of the {len(means)} other rows, {len(better)} do better and "
-            f"{len(worse)} worse. Best: {_row_label(keys, best)}, "
-            f"{fmt.format(means[order.index[0]])} ({means[order.index[0]] - b:+.2f}"
-        )
-        if comp.get("cost") and comp["cost"] in others.columns:
-            cost = others.groupby(keys, sort=False)[comp["cost"]].mean()[order.index[0]]
-            text += f", {cost:.0f} {comp.get('cost_label', comp['cost'])}"
-        text += (
-            f"). Worst: {_row_label(keys, worst)}, {fmt.format(means[order.index[-1]])} "
-            f"({means[order.index[-1]] - b:+.2f})."
-        )
-        lines.append(text)
+        line = _sentence(comp, base, others, keys, fraction, sign, fmt)
+        if line:
+            lines.append(line)
     if not lines:
         return []
     bullets = [f"- {line}" for line in lines]
