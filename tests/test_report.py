@@ -164,7 +164,8 @@ def test_comparison_sentences_are_computed_from_the_records_paired_by_seed():
     """At 90 %: the baseline (sgd by |w|) has errors 10 and 12 on seeds 0 and 1, mean 11. Each
     row is set against the baseline over its own seeds: bbb by snr 8 on seed 0 against 10 (-2,
     40 s extra), laplace 20 on seed 0 (+10), svd 11.5 on seed 0 (+1.5), ard 9 and 11 on seeds 0
-    and 1 against 11 (-1); dropout, on seed 5 only, shares no seed and is left out. At 50 % no
+    and 1 against 11 (-1; its seed 7 has no baseline and is left out); dropout, on seed 5 only,
+    shares no seed and is left out. At 50 % no
     baseline record: no sentence. The own rule (native) takes no part."""
     from bbbprune.report.comparison import comparison_lines
 
@@ -178,6 +179,7 @@ def test_comparison_sentences_are_computed_from_the_records_paired_by_seed():
         ("ard", "log_alpha", 0.9, 0, 9.0, 30.0),
         ("ard", "log_alpha", 0.9, 1, 11.0, 30.0),
         ("dropout", "magnitude", 0.9, 5, 50.0, 0.0),
+        ("ard", "log_alpha", 0.9, 7, 99.0, 30.0),  # seed 7: not the baseline's, left out
         ("bbb", "snr", 0.5, 0, 2.0, 40.0),
     ]
     df = pd.DataFrame(rows, columns=["method", "criterion", "fraction", "seed", "error", "extra"])

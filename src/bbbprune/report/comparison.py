@@ -3,10 +3,10 @@ every row against one baseline row (``table.comparison``).
 
 For a fraction f, the baseline's value b is the mean of ``metric`` over the baseline's records
 at f (one per seed); every other row of the table (a combination of the ``group_by`` fields)
-at f gives its mean v over its seeds, and is set against the baseline's mean over the same seeds
-(paired by seed: a one-seed row is compared with the baseline's value on that seed, not with the
-mean of three). A row that shares no seed with the baseline takes no part (the sentence says how
-many). The sentence states b, how many rows do better and how many worse (lower is better unless
+at f is set against the baseline over the seeds both have: v, the row's mean over those seeds,
+against the baseline's mean over the same seeds (paired by seed: a one-seed row is compared with
+the baseline's value on that seed, not with the mean of three). A row that shares no seed with
+the baseline takes no part (the sentence says how many). The sentence states b, how many rows do better and how many worse (lower is better unless
 ``higher_is_better``), the best and the worst row by their paired difference, and, with ``cost``,
 the best row's mean of that field (e.g. the extra wall time). Records of a method's own rule
 (criterion ``native``) reach their own sparsity and take no part. Because the sentences are
@@ -33,19 +33,23 @@ def _seed_text(seeds: tuple) -> str:
 
 
 def _sentence(comp, base, others, keys, fraction, sign, fmt) -> str | None:
-    """One fraction's sentence: each row's mean v against the baseline's mean over the row's own
-    seeds, d = v − b(seeds of the row)."""
+    """One fraction's sentence: each row's mean v over the seeds it shares with the baseline,
+    against the baseline's mean b over the same seeds: d = v − b."""
     metric = comp["metric"]
     all_seeds = _seeds(base)
     rows = []  # (label values, v, paired baseline, seeds, cost)
     unpaired = 0
     for values, group in others.groupby(keys, sort=False):
         values = values if isinstance(values, tuple) else (values,)
-        seeds = _seeds(group)
-        paired = base[base["seed"].isin(seeds)] if seeds else base
-        if paired.empty:
+        seeds = tuple(s for s in _seeds(group) if s in all_seeds)  # the seeds both have
+        if seeds:
+            group = group[group["seed"].isin(seeds)]
+            paired = base[base["seed"].isin(seeds)]
+        elif all_seeds:
             unpaired += 1
             continue
+        else:  # no seed column: all records are one comparison
+            paired = base
         cost = group[comp["cost"]].mean() if comp.get("cost") in group.columns else None
         rows.append((values, group[metric].mean(), paired[metric].mean(), seeds, cost))
     if not rows:
