@@ -1,7 +1,7 @@
 """Run the benchmarks in order and write their output to results/benchmarks.txt (``make benchmark``).
 
 A header (date in UTC, the commit as the tables name it, ``bbbprune.storage.git_commit``; CPU
-model, cores, torch version and threads, load average) is followed by the output of each script, as printed, under the command
+model with its clock and vector width, cores, torch version and threads, load average) is followed by the output of each script, as printed, under the command
 that produced it: trainer overhead, BBB step cost (with the peers BLiTZ and bayesian-torch when
 installed), LeNet-5-Caffe epoch, and the export benchmark when blundell_table1's BBB run exists
 (otherwise a line says it was skipped). The output is also shown as it comes. The file is written
@@ -50,14 +50,32 @@ TINY = {
 }
 
 
+def cpu_description(cpuinfo: str) -> str | None:
+    """The first processor of a /proc/cpuinfo text: model name, clock and widest vector unit,
+    e.g. "AMD EPYC (2445 MHz, AVX2, no AVX-512)". Two CPUs of one model name can differ 2x in
+    speed, so the clock and the vector width go beside the name. None without a model name."""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor only
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    if "model name" not in fields:
+        return None
+    flags = set(fields.get("flags", "").split())
+    details = [f"{float(fields['cpu MHz']):.0f} MHz"] if "cpu MHz" in fields else []
+    if flags:
+        widest = "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else "no AVX"
+        details += [widest, "AVX-512" if "avx512f" in flags else "no AVX-512"]
+    return fields["model name"] + (f" ({', '.join(details)})" if details else "")
+
+
 def cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        described = cpu_description(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        described = None
+    return described or platform.processor() or "unknown CPU"
 
 
 def load() -> str:
