@@ -1,12 +1,13 @@
 """Run the benchmarks in order and write their output to results/benchmarks.txt (``make benchmark``).
 
-A header (date in UTC, the commit as the tables name it, ``bbbprune.storage.git_commit``; CPU
-model with its clock and vector width, cores, torch version and threads, load average) is followed by the output of each script, as printed, under the command
-that produced it: trainer overhead, BBB step cost (with the peers BLiTZ and bayesian-torch when
-installed), LeNet-5-Caffe epoch, and the export benchmark when blundell_table1's BBB run exists
-(otherwise a line says it was skipped). The output is also shown as it comes. The file is written
-only when every script succeeded, through a temporary file and a rename
-(bbbprune.storage.write_text), so an interrupted or failed run leaves the previous file whole.
+A header (date in UTC, the commit as the tables name it, ``bbbprune.storage.git_commit``; CPU model
+with its clock and vector width, cores, torch version and threads, load average) is followed by the
+output of each script, as printed, under the command that produced it: trainer overhead, BBB step
+cost (with the peers BLiTZ and bayesian-torch when installed), LeNet-5-Caffe epoch, and the export
+benchmark when blundell_table1's BBB run exists (otherwise a line says it was skipped). The output
+is also shown as it comes. The file is written only when every script succeeded, through a
+temporary file and a rename (bbbprune.storage.write_text), so an interrupted or failed run leaves
+the previous file whole.
 
     .venv/bin/python scripts/benchmarks.py [--out results/benchmarks.txt] [--tiny]
 
