@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from bbbprune.machine import cpu_model
 from bbbprune.storage import git_commit, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,34 +49,6 @@ TINY = {
     "bench_lenet5_epoch.py": ["--images", "100", "--rounds", "1", "--matmul-repeats", "1"],
     "bench_export.py": ["--repeats", "4"],
 }
-
-
-def cpu_description(cpuinfo: str) -> str | None:
-    """The first processor of a /proc/cpuinfo text: model name, clock and widest vector unit,
-    e.g. "AMD EPYC (2445 MHz, AVX2, no AVX-512)". Two CPUs of one model name can differ 2x in
-    speed, so the clock and the vector width go beside the name. None without a model name."""
-    fields = {}
-    for line in cpuinfo.splitlines():
-        if not line.strip():
-            break  # the first processor only
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    if "model name" not in fields:
-        return None
-    flags = set(fields.get("flags", "").split())
-    details = [f"{float(fields['cpu MHz']):.0f} MHz"] if "cpu MHz" in fields else []
-    if flags:
-        widest = "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else "no AVX"
-        details += [widest, "AVX-512" if "avx512f" in flags else "no AVX-512"]
-    return fields["model name"] + (f" ({', '.join(details)})" if details else "")
-
-
-def cpu_model() -> str:
-    try:
-        described = cpu_description(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        described = None
-    return described or platform.processor() or "unknown CPU"
 
 
 def load() -> str:

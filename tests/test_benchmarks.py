@@ -92,24 +92,3 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-CPUINFO = """processor\t: 0
-vendor_id\t: AuthenticAMD
-model name\t: AMD EPYC
-cpu MHz\t\t: 2445.404
-flags\t\t: fpu sse sse2 avx fma avx2 bmi2
-
-processor\t: 1
-model name\t: Another CPU
-flags\t\t: avx512f avx2
-"""
-
-
-def test_the_machine_line_names_clock_and_vector_width_of_the_first_processor():
-    describe = load_script("benchmarks").cpu_description
-    assert describe(CPUINFO) == "AMD EPYC (2445 MHz, AVX2, no AVX-512)"
-    with_512 = CPUINFO.replace("avx2 bmi2", "avx2 avx512f bmi2")
-    assert describe(with_512) == "AMD EPYC (2445 MHz, AVX2, AVX-512)"
-    assert describe("model name\t: Some CPU\n") == "Some CPU"  # no clock, no flags: the name
-    assert describe("processor\t: 0\n") is None

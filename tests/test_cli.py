@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import smoke_overrides
 
+from bbbprune.machine import machine_description
+
 BIN = Path(sys.executable).parent / "bbbprune"
 
 
@@ -80,6 +82,8 @@ def test_train_sweep_prune_sweep_and_table_end_to_end(tmp_path, data_root):
         "scale: **smoke**",
         "seeds: 0",
         "commit",
+        f"machine of the runs: {machine_description()}; of the pruning records: "
+        f"{machine_description()}",
         "date:",
         "| by \\|mu\\|/sigma |",
         "/ 2.35",

@@ -2,11 +2,13 @@
 
 * ``metrics.json`` (``run_record``): the facts of the training run — method (with its
   ``describe()``: prior, options), dataset, model, seed, scale, epochs, parameter counts, the
-  per-epoch history, the test metrics of every prediction mode, commit and date;
+  per-epoch history, the test metrics of the mean weights (the other prediction modes' are in
+  the unpruned records), the machine, commit and date;
 * ``records/<criterion>_<fraction>_<scope>[_ft<k>]_<mode>.json`` (``pruning_record``): one
   pruning evaluation — criterion, fraction, scope, fine-tuning epochs, prediction mode, the
   sparsity reached (overall and per layer), the kept architecture (own rule), the test and
-  validation metrics, and what was measured of the pruned network (MACs, latency, export);
+  validation metrics, what was measured of the pruned network (MACs, latency, export), the
+  machine, commit and date;
 * ``analyses/<name>.json``: what a table or figure shows beyond the pruning records (weight
   histograms, log α histograms, node sweeps, feature selection), computed when the run is
   pruned (bbbprune.evaluation.analyses), so that tables never load a model or a dataset.
@@ -18,6 +20,7 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
+from ..machine import machine_description
 from ..storage import git_commit
 
 METRICS = "metrics.json"
@@ -78,8 +81,10 @@ def run_record(
     prunable: int,
     history: list[dict],
     test: dict,
+    device=None,
 ) -> dict:
-    """The content of ``metrics.json`` for a finished run (``described``: Method.describe())."""
+    """The content of ``metrics.json`` for a finished run (``described``: Method.describe();
+    ``device``: where it trained, named by ``machine``)."""
     return {
         "finished": True,
         "run": run,
@@ -95,6 +100,7 @@ def run_record(
         "history": history,
         "test": test,
         "wall_time_per_epoch_s": sum(h["wall_time_s"] for h in history) / len(history),
+        "machine": machine_description(device),
         "commit": git_commit(),
         "date": _now(),
     }
@@ -115,6 +121,7 @@ def pruning_record(
     measured: dict,
     ood_dataset: str | None,
     commit: str | None = None,
+    device=None,
 ) -> dict:
     """One pruning evaluation (``metrics``: the run's metrics.json; ``sparsity``:
     bbbprune.pruning.masking.sparsity of the pruned model; ``measured``: its test and validation
@@ -137,6 +144,7 @@ def pruning_record(
         "kept_widths": kept_widths,
         **measured,
         "ood_dataset": ood_dataset,
+        "machine": machine_description(device),
         "commit": commit or git_commit(),
         "date": _now(),
     }

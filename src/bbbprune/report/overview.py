@@ -314,6 +314,13 @@ def _date_range(df: pd.DataFrame) -> str:
     return days[0] if days[0] == days[-1] else f"{days[0]} to {days[-1]}"
 
 
+def _machines(df: pd.DataFrame) -> str:
+    """The machines that evaluated the records (records older than the field name none)."""
+    if "machine" not in df.columns or df["machine"].dropna().empty:
+        return DASH
+    return "; ".join(sorted({str(m) for m in df["machine"].dropna()}))
+
+
 def _commits(df: pd.DataFrame) -> str:
     """The commits that wrote the records: all of them if few, else the count and the commits
     of the oldest and the newest record."""
@@ -356,6 +363,7 @@ def write_overview(
     out += [
         f"- scale: **{scales if scales != DASH else (scale or DASH)}**",
         f"- records written by: {_commits(everything)}",
+        f"- machine of the records: {_machines(everything)}",
         f"- dates of the records: {_date_range(everything)}",
         f"- total wall time: {_minutes(times.get('total'))} min "
         "(the whole `make reproduce-tables`, start to end: venv, data and every experiment "

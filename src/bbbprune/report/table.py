@@ -64,6 +64,8 @@ def write_experiment_report(cfg: DictConfig) -> Path:
     seeds = sorted({r["seed"] for r in runs})
     commits = sorted({r["commit"] for r in runs})
     record_commits = sorted(set(df["commit"].dropna())) if "commit" in df else []
+    machines = sorted({r["machine"] for r in runs if r.get("machine")})
+    record_machines = sorted(set(df["machine"].dropna())) if "machine" in df else []
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"# {spec['title']}", ""]
     out += [
@@ -72,6 +74,9 @@ def write_experiment_report(cfg: DictConfig) -> Path:
         " cells with more than one seed show mean ± std)",
         f"- commit of the runs: {', '.join(commits) or '–'}; of the pruning records: "
         f"{', '.join(record_commits) or '–'}; table written by commit {git_commit()}",
+        f"- machine of the runs: {'; '.join(machines) or '–'}; of the pruning records: "
+        f"{'; '.join(record_machines) or '–'} (numbers repeat bit for bit on one machine, not "
+        "across CPUs)",
         f"- date: {now}",
         f"- reproduce: `bbbprune train -m experiment={name} scale={cfg.scale.name}` then "
         f"`bbbprune table experiment={name} scale={cfg.scale.name}`",
@@ -126,7 +131,7 @@ def write_experiment_report(cfg: DictConfig) -> Path:
         "",
     ]
     out += single_seed_note(seeds) + [""]
-    out += ["## Runs", "", render_runs(runs) if runs else "(none finished)", ""]
+    out += ["## Runs", "", render_runs(runs, df) if runs else "(none finished)", ""]
     if missing:
         out += ["## Missing", "", "Not finished or FAILED (train them with the command above):", ""]
         out += [f"- {m}" for m in missing] + [""]
