@@ -97,5 +97,8 @@ def test_pruning_evaluation_writes_controls_beside_each_bayesian_criterion(smoke
         if r["criterion"].endswith("_matched"):
             assert r["per_layer_sparsity"] == snr["per_layer_sparsity"]
     assert all(r["reference_criterion"] is None for r in recs if r not in controls)
+    # no choice reads a control: they get the test split only, the criteria both splits
+    assert all("val_error" not in r and "error" in r for r in controls)
+    assert all("val_error" in r for r in recs if r not in controls and r["prediction"] == "mean")
     path = run_dir / "records" / "random_matched-vs-snr_0.9000_global_mean.json"
     assert json.loads(path.read_text())["reference_criterion"] == "snr"

@@ -7,7 +7,7 @@ import pytest
 
 from bbbprune.errors import UserError
 from bbbprune.report.jobs import sweep_overrides
-from bbbprune.report.render import _fmt, network_order, render_table
+from bbbprune.report.render import _fmt, network_order, render_runs, render_table
 from bbbprune.report.table import fidelity_lines, results_folder
 
 
@@ -212,3 +212,30 @@ def test_comparison_sentences_are_computed_from_the_records_paired_by_seed():
     )
     assert "Worst: method bbb" in flipped
     assert comparison_lines({"group_by": ["method"]}, df) == []
+
+
+def test_the_runs_section_reads_the_sampled_error_of_the_unpruned_record():
+    """Training keeps the mean weights' test metrics; the sampled predictive's error of a run is
+    its fraction-0 sampled record's (older runs kept it in metrics.json)."""
+
+    history = [{"wall_time_s": 1.0}]
+    runs = [
+        {"run": "bbb-a", "epochs": 1, "parameters": 10, "history": history,
+         "test": {"mean": {"error": 2.0}}},
+        {"run": "sgd-b", "epochs": 1, "parameters": 10, "history": history,
+         "test": {"mean": {"error": 3.0}}},
+        {"run": "old-c", "epochs": 1, "parameters": 10, "history": history,
+         "test": {"mean": {"error": 4.0}, "sampled": {"error": 3.5}}},
+    ]  # fmt: skip
+    records = pd.DataFrame(
+        [
+            {"run": "bbb-a", "criterion": "snr", "fraction": 0.0, "prediction": "sampled", "error": 1.5},
+            {"run": "bbb-a", "criterion": "snr", "fraction": 0.5, "prediction": "sampled", "error": 9.0},
+            {"run": "bbb-a", "criterion": "snr", "fraction": 0.0, "prediction": "mean", "error": 2.0},
+            {"run": "sgd-b", "criterion": "magnitude", "fraction": 0.0, "prediction": "mean", "error": 3.0},
+        ]
+    )  # fmt: skip
+    rows = {line.split(" | ")[0][2:]: line for line in render_runs(runs, records).splitlines()[2:]}
+    assert rows["bbb-a"].endswith("| 2.00 | 1.50 |")
+    assert rows["sgd-b"].endswith("| 3.00 | – |")
+    assert rows["old-c"].endswith("| 4.00 | 3.50 |")

@@ -11,6 +11,7 @@ import torch
 import bbbprune.run.loop as train_mod
 import bbbprune.run.prune_run as prune_mod
 from bbbprune.errors import UserError
+from bbbprune.machine import machine_description
 from bbbprune.run.checkpoints import load_run
 from bbbprune.run.epoch import TrainingDiverged
 from bbbprune.run.identity import run_directory
@@ -244,3 +245,25 @@ def test_validation_of_the_sampled_predictive_only_when_asked_and_test_numbers_u
     assert "val_error" in after
     for key in ("error", "nll", "ece"):
         assert after[key] == before[key]
+
+
+def test_predictions_none_writes_the_mean_weights_records_only(smoke_cfg):
+    """prune.predictions=none (the extra seeds of a headline that reads the mean weights): every
+    record is the mean-weights network's, none a sampled predictive's."""
+    run_dir = train(
+        smoke_cfg("method=bbb", "prune.predictions=none", "prune.fractions=[0.0,0.5]"),
+        log=lambda *_: None,
+    )
+    names = sorted(p.name for p in (run_dir / "records").glob("*.json"))
+    assert names and all(n.endswith("_mean.json") for n in names)
+    assert "snr_0.5000_global_mean.json" in names
+
+
+def test_runs_and_records_name_the_machine_that_computed_them(smoke_cfg):
+    """metrics.json and every pruning record say which machine trained or evaluated them
+    (bbbprune.machine): numbers repeat bit for bit on one machine, not across CPUs."""
+    run_dir = train(smoke_cfg("method=sgd"), log=lambda *_: None)
+    here = machine_description(torch.device("cpu"))
+    assert json.loads((run_dir / "metrics.json").read_text())["machine"] == here
+    records = list((run_dir / "records").glob("*.json"))
+    assert records and all(json.loads(p.read_text())["machine"] == here for p in records)

@@ -40,7 +40,7 @@ CHOICES = {
     "export.layout": ("auto", "sparse", "dense"),
     "train.distributed": ("auto", True, False),
     "prune.validate": ("mean", "all"),
-    "prune.predictions": ("all", "primary", "native"),
+    "prune.predictions": ("all", "primary", "native", "none"),
 }
 TYPE_WORDS = {
     bool: "true or false",

@@ -21,6 +21,11 @@ def control_file_name(control: str, reference: str) -> str:
     return f"{control}-vs-{reference}"
 
 
+def is_control(file_name: str) -> bool:
+    """Whether a record's criterion part (``control_file_name``) names a control."""
+    return "-vs-" in file_name
+
+
 def control_jobs(model: nn.Module, criteria, fractions, prune_cfg, done: Callable) -> list:
     """``(file name, fraction, apply, reference)`` for every control of every Bayesian criterion
     at every fraction > 0 not ``done(file name, fraction)`` yet; ``apply()`` masks the (unmasked,

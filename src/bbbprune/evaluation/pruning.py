@@ -21,7 +21,7 @@ from ..pruning.criteria import prune_model
 from ..pruning.masking import apply_masks, sparsity
 from ..pruning.registry import WEIGHT_CRITERIA
 from ..storage import git_commit, read_json, write_json
-from .controls import control_fields, control_jobs
+from .controls import control_fields, control_jobs, is_control
 from .predictive import uncertainty_metrics, validation_metrics
 from .progress import EvalProgress, eval_subset
 from .records import METRICS, NATIVE, pruning_record, record_path, record_seed
@@ -31,12 +31,15 @@ PREDICTIONS = {
     "all": lambda method: (*method.criteria, NATIVE),
     "primary": lambda method: (method.criteria[0], NATIVE),  # the method's own criterion
     "native": lambda method: (NATIVE,),  # the method's own rule only
+    "none": lambda method: (),  # the mean weights only (e.g. the extra seeds of a headline)
 }
 
 # prune.validate: the prediction modes whose records also hold the validation split's metrics
 # (val_error, ...). Choices read the mean weights' validation numbers; a choice that reads
-# another mode's (blundell_prior_grid's sampled check) asks for all. The test split comes
-# first under a record's seed, so leaving validation out does not change the test numbers.
+# another mode's (blundell_prior_grid's sampled check) asks for all. The controls at matched
+# sparsity are never validated: no choice reads them, and they are half of a Bayesian run's
+# records. The test split comes first under a record's seed, so leaving validation out does
+# not change the test numbers.
 VALIDATE = {
     "mean": lambda mode: mode == "mean",
     "all": lambda mode: True,
@@ -98,17 +101,23 @@ def evaluate_pruning(
         controls (a sampled predictive costs S passes each)."""
         return method.prediction_modes if criterion in every_mode else ("mean",)
 
-    validated = VALIDATE[
+    validated_mode = VALIDATE[
         check_choice("prune.validate", str(prune_cfg.get("validate", "mean")), VALIDATE)
     ]
 
-    def written_already(path, mode) -> bool:
+    def validated(criterion, mode) -> bool:
+        """Whether ``criterion``'s records of ``mode`` also get the validation split's metrics."""
+        return validated_mode(mode) and not is_control(criterion)
+
+    def written_already(path, criterion, mode) -> bool:
         """``path`` exists and holds the validation metrics if this evaluation asks for them."""
-        return path.exists() and (not validated(mode) or "val_error" in read_json(path))
+        return path.exists() and (not validated(criterion, mode) or "val_error" in read_json(path))
 
     def done(criterion, fraction):
         return not overwrite and all(
-            written_already(record_path(run_dir, criterion, fraction, scope, epochs, m), m)
+            written_already(
+                record_path(run_dir, criterion, fraction, scope, epochs, m), criterion, m
+            )
             for m in modes(criterion)
         )
 
@@ -172,7 +181,7 @@ def evaluate_pruning(
             with torch.random.fork_rng(devices=_cuda_devices(data.x_test.device)):
                 torch.manual_seed(seed)
                 result = uncertainty_metrics(method, model, data, ood_x, mode)
-                if validated(mode):
+                if validated(criterion, mode):
                     result.update(validation_metrics(method, model, data, mode))
             rec = pruning_record(
                 run_dir.name,
@@ -194,6 +203,7 @@ def evaluate_pruning(
                 },
                 ood_dataset=ood_dataset,
                 commit=commit,
+                device=data.x_test.device,
             )
             rec.update(control_fields(criterion, reference))
             rec.update(eval_seed=seed, eval_images=int(len(data.x_test)))

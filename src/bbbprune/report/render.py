@@ -164,10 +164,27 @@ def render_grouped_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     return "\n".join(lines)
 
 
-def render_runs(runs: list[dict]) -> str:
+def unpruned_sampled_error(records: pd.DataFrame, run: str) -> float | None:
+    """The test error of ``run``'s unpruned network in the sampled predictive: its fraction-0
+    sampled record (the first criterion's; unpruned, every criterion's network is the same), or
+    None if it has none."""
+    if records.empty or "prediction" not in records:
+        return None
+    rows = records[
+        (records["run"] == run)
+        & (records["fraction"] == 0.0)
+        & (records["prediction"] == "sampled")
+    ].sort_values("criterion")
+    return None if rows.empty else float(rows["error"].iloc[0])
+
+
+def render_runs(runs: list[dict], records: pd.DataFrame | None = None) -> str:
     """Per-run facts: final test error, median wall time per epoch (robust to a few epochs slowed
     by other work on a shared machine), the evaluation's wall time (all pruning records after
-    training; – for runs older than that field), parameter count."""
+    training; – for runs older than that field), parameter count. The sampled predictive's
+    error is the unpruned sampled record's (``records``; runs older than that kept it in
+    metrics.json)."""
+    records = pd.DataFrame() if records is None else records
     lines = [
         "| run | epochs | parameters | median wall s/epoch | evaluation s "
         "| test error % (mean weights) | test error % (sampled) |",
@@ -175,6 +192,8 @@ def render_runs(runs: list[dict]) -> str:
     ]
     for m in sorted(runs, key=lambda r: r["run"]):
         sampled = m["test"].get("sampled", {}).get("error")
+        if sampled is None:
+            sampled = unpruned_sampled_error(records, m["run"])
         evaluation = m.get("evaluation_time_s")
         lines.append(
             f"| {m['run']} | {m['epochs']} | {m['parameters']:,} | "
