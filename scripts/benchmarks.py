@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from bbbprune.machine import cpu_model
+from bbbprune.machine import cpu_model, usable_cores
 from bbbprune.storage import git_commit, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def header(tiny: bool) -> list[str]:
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- commit: {git_commit()}",  # the same commit string as the tables' headers
-        f"- machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"- machine: {cpu_model()}, {usable_cores()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, "
         f"{'CUDA available' if torch.cuda.is_available() else 'no GPU'}",
         f"- load average before: {load()}",

@@ -216,7 +216,9 @@ def test_comparison_sentences_are_computed_from_the_records_paired_by_seed():
 
 def test_the_runs_section_reads_the_sampled_error_of_the_unpruned_record():
     """Training keeps the mean weights' test metrics; the sampled predictive's error of a run is
-    its fraction-0 sampled record's (older runs kept it in metrics.json)."""
+    its fraction-0 sampled record's without fine-tuning (older runs kept it in metrics.json); a
+    run whose only sampled record is the pruned network's (``prune.predictions=native``) has
+    none."""
 
     history = [{"wall_time_s": 1.0}]
     runs = [
@@ -226,16 +228,22 @@ def test_the_runs_section_reads_the_sampled_error_of_the_unpruned_record():
          "test": {"mean": {"error": 3.0}}},
         {"run": "old-c", "epochs": 1, "parameters": 10, "history": history,
          "test": {"mean": {"error": 4.0}, "sampled": {"error": 3.5}}},
+        {"run": "svd-d", "epochs": 1, "parameters": 10, "history": history,
+         "test": {"mean": {"error": 5.0}}},
     ]  # fmt: skip
     records = pd.DataFrame(
         [
-            {"run": "bbb-a", "criterion": "snr", "fraction": 0.0, "prediction": "sampled", "error": 1.5},
-            {"run": "bbb-a", "criterion": "snr", "fraction": 0.5, "prediction": "sampled", "error": 9.0},
-            {"run": "bbb-a", "criterion": "snr", "fraction": 0.0, "prediction": "mean", "error": 2.0},
-            {"run": "sgd-b", "criterion": "magnitude", "fraction": 0.0, "prediction": "mean", "error": 3.0},
+            {"run": "bbb-a", "criterion": "snr", "fraction": 0.0, "prediction": "sampled", "error": 1.5, "finetune_epochs": 0},
+            {"run": "bbb-a", "criterion": "snr", "fraction": 0.5, "prediction": "sampled", "error": 9.0, "finetune_epochs": 0},
+            {"run": "bbb-a", "criterion": "snr", "fraction": 0.0, "prediction": "mean", "error": 2.0, "finetune_epochs": 0},
+            # fine-tuned after pruning nothing: no longer the trained network
+            {"run": "bbb-a", "criterion": "magnitude", "fraction": 0.0, "prediction": "sampled", "error": 0.5, "finetune_epochs": 20},
+            {"run": "sgd-b", "criterion": "magnitude", "fraction": 0.0, "prediction": "mean", "error": 3.0, "finetune_epochs": 0},
+            {"run": "svd-d", "criterion": "native", "fraction": 0.94, "prediction": "sampled", "error": 6.0, "finetune_epochs": 0},
         ]
     )  # fmt: skip
     rows = {line.split(" | ")[0][2:]: line for line in render_runs(runs, records).splitlines()[2:]}
     assert rows["bbb-a"].endswith("| 2.00 | 1.50 |")
     assert rows["sgd-b"].endswith("| 3.00 | – |")
     assert rows["old-c"].endswith("| 4.00 | 3.50 |")
+    assert rows["svd-d"].endswith("| 5.00 | – |")

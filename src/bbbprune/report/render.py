@@ -166,15 +166,19 @@ def render_grouped_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
 
 def unpruned_sampled_error(records: pd.DataFrame, run: str) -> float | None:
     """The test error of ``run``'s unpruned network in the sampled predictive: its fraction-0
-    sampled record (the first criterion's; unpruned, every criterion's network is the same), or
-    None if it has none."""
+    sampled record without fine-tuning (the first criterion's; unpruned, every criterion's
+    network is the same), or None if it has none (e.g. pruned with ``prune.predictions=native``,
+    whose sampled record is the pruned network's)."""
     if records.empty or "prediction" not in records:
         return None
     rows = records[
         (records["run"] == run)
         & (records["fraction"] == 0.0)
         & (records["prediction"] == "sampled")
-    ].sort_values("criterion")
+    ]
+    if "finetune_epochs" in rows:
+        rows = rows[rows["finetune_epochs"].fillna(0) == 0]
+    rows = rows.sort_values("criterion")
     return None if rows.empty else float(rows["error"].iloc[0])
 
 
