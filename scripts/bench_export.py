@@ -40,6 +40,7 @@ from bbbprune.deploy.export import (
 )
 from bbbprune.deploy.export_loader import load_exported
 from bbbprune.deploy.structured import kept_widths, shrink
+from bbbprune.machine import usable_cores
 from bbbprune.pruning.criteria import prune_model
 from bbbprune.pruning.masking import apply_masks, sparsity
 from bbbprune.run.checkpoints import load_run
@@ -129,7 +130,7 @@ def main() -> None:
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
         f"load average before: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
-        f"on {os.cpu_count()} cores",
+        f"on {usable_cores()} cores",
         "- files are torch.save dicts (bbbprune.deploy.export_loader); the dense float32 file stores every "
         "weight and bias of the unpruned-format network; predictions compared on the 10,000 test "
         "images",

@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bbbprune.machine import usable_cores
 from bbbprune.storage import write_text
 
 BIN = Path(sys.executable).parent / "bbbprune"
@@ -70,7 +71,7 @@ def main() -> None:
     lines = [
         "# 4-job sweep: serial (basic launcher) vs hydra/launcher=joblib with 2 workers",
         f"date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
-        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, shared with other work",
+        f"machine: {platform.machine()}, {usable_cores()} CPU cores, shared with other work",
         f"jobs: sgd, MNIST, MLP 2x400, {args.epochs} epochs, seeds 0-3, OMP_NUM_THREADS=1 per job",
         f"load average (1/5/15 min) before: {load()}",
     ]

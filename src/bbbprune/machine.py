@@ -27,7 +27,7 @@ def cpu_description(cpuinfo: str, max_khz: int | None = None) -> str | None:
     if "model name" not in fields:
         return None
     flags = set(fields.get("flags", "").split())
-    mhz = max_khz / 1000 if max_khz else float(fields["cpu MHz"]) if "cpu MHz" in fields else None
+    mhz = max_khz / 1000 if max_khz else float(fields.get("cpu MHz", 0))
     details = [f"{mhz:.0f} MHz"] if mhz else []
     if flags:
         widest = "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else "no AVX"

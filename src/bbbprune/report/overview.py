@@ -36,6 +36,7 @@ from .plotting import save_figure  # noqa: E402
 from .render import (  # noqa: E402
     _select,
     markdown_row,
+    not_finetuned,
     render_grouped_table,
     render_list_table,
     render_metrics_table,
@@ -236,8 +237,7 @@ def figure_records(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, list[str]]
     for column in ("reference_criterion", "mse"):
         if column in df.columns:
             keep &= df[column].isna()
-    if "finetune_epochs" in df.columns:
-        keep &= df["finetune_epochs"].fillna(0) == 0
+    keep &= not_finetuned(df)
     if "scope" in df.columns:
         keep &= df["scope"].fillna("global") == "global"
     df = df[keep & (df["fraction"] < 1)]

@@ -164,6 +164,14 @@ def render_grouped_table(spec: dict, df: pd.DataFrame, split_value=None) -> str:
     return "\n".join(lines)
 
 
+def not_finetuned(records: pd.DataFrame) -> pd.Series:
+    """Which records were evaluated without retraining after pruning (records older than the
+    ``finetune_epochs`` field were)."""
+    if "finetune_epochs" not in records:
+        return pd.Series(True, index=records.index)
+    return records["finetune_epochs"].fillna(0) == 0
+
+
 def unpruned_sampled_error(records: pd.DataFrame, run: str) -> float | None:
     """The test error of ``run``'s unpruned network in the sampled predictive: its fraction-0
     sampled record without fine-tuning (the first criterion's; unpruned, every criterion's
@@ -175,10 +183,8 @@ def unpruned_sampled_error(records: pd.DataFrame, run: str) -> float | None:
         (records["run"] == run)
         & (records["fraction"] == 0.0)
         & (records["prediction"] == "sampled")
-    ]
-    if "finetune_epochs" in rows:
-        rows = rows[rows["finetune_epochs"].fillna(0) == 0]
-    rows = rows.sort_values("criterion")
+        & not_finetuned(records)
+    ].sort_values("criterion")
     return None if rows.empty else float(rows["error"].iloc[0])
 
 
