@@ -7,8 +7,8 @@
  *
  * eps comes from a counter-based generator: a 32-bit hash of (pair index, key) per uniform, two
  * uniforms per pair, Box–Muller giving both R·cos θ and R·sin θ (block layout in
- * normals_block). The forward pass stores eps and t = e^−|rho| for the backward pass, which
- * returns
+ * normals_block). The forward pass stores eps for the backward pass, which recomputes
+ * t = e^−|rho| (one exp per weight costs less than writing and reading t back) and returns
  *   d/dmu  = g + c · dKL/dw,
  *   d/drho = (g + c · dKL/dw) · eps · sigmoid(rho) − c · sigmoid(rho) / sigma,
  * with g = (dL/dw_out) · mask, c = dL/dKL and dKL/dw = −2 w (h1 r1 + h2 r2), r the mixture
@@ -236,11 +236,10 @@ void bbb_normal(float *out, int64_t n, uint32_t key, int threads) {
     s_eps2 += e * e;                                                                         \
     s_logp += logp;                                                                          \
     eps[j] = e;                                                                              \
-    tt[j] = t;                                                                               \
     w[j] = STORE;
 
 void bbb_forward(const float *mu, const float *rho, const float *mask, float *w, float *eps,
-                 float *tt, int64_t n, uint32_t key, int mixture, float h1, float c1, float h2, float c2,
+                 int64_t n, uint32_t key, int mixture, float h1, float c1, float h2, float c2,
                  int threads, double *sums /* [Σ log sigma, Σ eps², Σ log p(w)] */) {
     double d_logsig = 0.0, d_eps2 = 0.0, d_logp = 0.0;
     if (mask) {
@@ -258,7 +257,7 @@ void bbb_forward(const float *mu, const float *rho, const float *mask, float *w,
     for (int64_t j = 0; j < n; j++) {                                                        \
         float e = eps[j];                                                                    \
         float r = rho[j];                                                                    \
-        float t = tt[j];                                                                     \
+        float t = exp_neg_abs(r); /* the forward's t, recomputed: cheaper than storing it */ \
         float sigma = softplus_t(r, t);                                                      \
         float dsig = sigmoid_t(r, t); /* d softplus / d rho */                               \
         float wj = mu[j] + sigma * e;                                                        \
@@ -271,7 +270,7 @@ void bbb_forward(const float *mu, const float *rho, const float *mask, float *w,
     }
 
 void bbb_backward(const float *mu, const float *rho, const float *mask, const float *eps,
-                  const float *tt, const float *grad_w, float grad_kl, int64_t n, int mixture, float h1, float c1,
+                  const float *grad_w, float grad_kl, int64_t n, int mixture, float h1, float c1,
                   float h2, float c2, int threads, float *grad_mu, float *grad_rho) {
     if (grad_w && mask) {
         BACKWARD_LOOP(grad_w[j] * mask[j])

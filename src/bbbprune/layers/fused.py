@@ -123,8 +123,8 @@ def _load() -> ctypes.CDLL | None:
             ctypes.c_void_p,
         )
         lib.bbb_normal.argtypes = [p, i64, u32, i32]
-        lib.bbb_forward.argtypes = [p, p, p, p, p, p, i64, u32, i32, f, f, f, f, i32, p]
-        lib.bbb_backward.argtypes = [p, p, p, p, p, p, f, i64, i32, f, f, f, f, i32, p, p]
+        lib.bbb_forward.argtypes = [p, p, p, p, p, i64, u32, i32, f, f, f, f, i32, p]
+        lib.bbb_backward.argtypes = [p, p, p, p, p, f, i64, i32, f, f, f, f, i32, p, p]
         lib.svd_kl.argtypes = [p, p, i64, i32, f, f, f, i32, p, p, p]
         _lib = lib
     return _lib or None
@@ -180,8 +180,7 @@ class FusedSample(torch.autograd.Function):
     def forward(ctx, mu, rho, mask, key, consts):
         mu, rho = mu.contiguous(), rho.contiguous()
         mask = None if mask is None else mask.contiguous()
-        # t = exp(-|rho|), from which the backward pass recomputes sigma and sigmoid(rho)
-        w, eps, t = torch.empty_like(mu), torch.empty_like(mu), torch.empty_like(mu)
+        w, eps = torch.empty_like(mu), torch.empty_like(mu)
         sums = (ctypes.c_double * 3)()
         n = mu.numel()
         _load().bbb_forward(
@@ -190,7 +189,6 @@ class FusedSample(torch.autograd.Function):
             _ptr(mask),
             _ptr(w),
             _ptr(eps),
-            _ptr(t),
             n,
             key,
             *consts,
@@ -198,13 +196,13 @@ class FusedSample(torch.autograd.Function):
             sums,
         )
         kl = -(sums[0] + 0.5 * sums[1] + n * LOG_SQRT_2PI) - sums[2]
-        ctx.save_for_backward(mu, rho, mask, eps, t)
+        ctx.save_for_backward(mu, rho, mask, eps)
         ctx.consts = consts
         return w, torch.tensor(kl, dtype=mu.dtype)
 
     @staticmethod
     def backward(ctx, grad_w, grad_kl):
-        mu, rho, mask, eps, t = ctx.saved_tensors
+        mu, rho, mask, eps = ctx.saved_tensors
         grad_w = None if grad_w is None else grad_w.contiguous()
         c = 0.0 if grad_kl is None else float(grad_kl)
         grad_mu, grad_rho = torch.empty_like(mu), torch.empty_like(rho)
@@ -213,7 +211,6 @@ class FusedSample(torch.autograd.Function):
             _ptr(rho),
             _ptr(mask),
             _ptr(eps),
-            _ptr(t),
             _ptr(grad_w),
             c,
             mu.numel(),
