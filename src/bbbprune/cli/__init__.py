@@ -16,6 +16,7 @@ import traceback
 
 from omegaconf import DictConfig
 
+from ..allocator import keep_freed_memory
 from ..errors import UserError
 from .options import split_arguments, validate
 
@@ -225,6 +226,7 @@ def _guarded(command, name: str = ""):
         from ..run.failures import JobFailed, clear_failure, failure_reason, record_failure
         from ..run.lock import RunLocked
 
+        keep_freed_memory()  # once per process: batches reuse freed memory (allocator.py)
         hc = HydraConfig.get()
         failure_dir = _failure_dir(name, cfg)
         existed = failure_dir is not None and failure_dir.is_dir()

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import check_choice
 from .factory import LayerFactory
+from .pooling import MaxPool2x2
 from .resnets import build_resnet
 
 
@@ -62,10 +63,10 @@ class LeNet5(nn.Module):
         self.features = nn.Sequential(
             layers.conv(c, c1, 5),
             nn.ReLU(),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             layers.conv(c1, c2, 5),
             nn.ReLU(),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             nn.Flatten(),
         )
         side_h, side_w = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
