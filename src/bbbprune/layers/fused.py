@@ -14,6 +14,9 @@ Sparse VD's KL (Molchanov et al. 2017, Eq. 14, or ARD's ½·log(1 + 1/α)) over 
 ~15 element-wise operations forward and as many backward in eager PyTorch, most of a
 LeNet-300-100 training step; ``svd_kl`` computes the sum and its gradient in one pass
 (``SparseVDKL``). Only rounding differs from the eager path (no random numbers involved).
+
+``pool_kernel.c`` is 2×2 max pooling with the results of torch's CPU max_pool2d, forward and
+backward, in one pass each (``MaxPool2x2``, used by bbbprune.nets.pooling).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch
 
 from .priors import LOG_SQRT_2PI, GaussianPrior, ScaleMixturePrior
 
-SOURCE = Path(__file__).with_name("bbb_kernel.c")
+SOURCES = [Path(__file__).with_name(name) for name in ("bbb_kernel.c", "pool_kernel.c")]
 # Not -ffast-math (nor -Ofast, -funsafe-math-optimizations): with those gcc links crtfastmath into
 # the shared object, and loading it turns on flush-to-zero / denormals-are-zero for the whole
 # process (Python floats and every torch CPU kernel included). The specific flags below are what
@@ -75,7 +78,8 @@ def _machine_tag() -> str:
             flags = next((line for line in fh if line.startswith("flags")), "")
     except OSError:
         pass
-    blob = SOURCE.read_bytes() + " ".join(CFLAGS + LIBS).encode() + flags.encode()
+    blob = b"".join(source.read_bytes() for source in SOURCES)
+    blob += " ".join(CFLAGS + LIBS).encode() + flags.encode()
     blob += str(_compiler()).encode()
     blob += platform.machine().encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -92,7 +96,7 @@ def _build() -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
         subprocess.run(
-            [cc, *CFLAGS, str(SOURCE), "-o", str(out), *LIBS],
+            [cc, *CFLAGS, *map(str, SOURCES), "-o", str(out), *LIBS],
             check=True,
             capture_output=True,
             timeout=300,
@@ -126,6 +130,8 @@ def _load() -> ctypes.CDLL | None:
         lib.bbb_forward.argtypes = [p, p, p, p, p, i64, u32, i32, f, f, f, f, i32, p]
         lib.bbb_backward.argtypes = [p, p, p, p, p, f, i64, i32, f, f, f, f, i32, p, p]
         lib.svd_kl.argtypes = [p, p, i64, i32, f, f, f, i32, p, p, p]
+        lib.maxpool2x2_forward.argtypes = [p, i64, i64, i64, p, i32]
+        lib.maxpool2x2_backward.argtypes = [p, p, i64, i64, i64, p, i32]
         _lib = lib
     return _lib or None
 
@@ -251,3 +257,29 @@ class SparseVDKL(torch.autograd.Function):
     def backward(ctx, grad_kl):
         grad_theta, grad_ls2 = ctx.saved_tensors
         return grad_theta * grad_kl, grad_ls2 * grad_kl, None, None
+
+
+class MaxPool2x2(torch.autograd.Function):
+    """x (N, C, H, W), H and W even → max_pool2d(x, 2) by ``pool_kernel.c``: the same outputs and gradients
+    as torch's CPU kernel. The backward pass scans x again for the entry each window took (x is
+    kept alive anyway: it is the ReLU's output, which the ReLU's backward pass needs)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.contiguous()
+        n, c, h, w = x.shape
+        out = x.new_empty((n, c, h // 2, w // 2))
+        _load().maxpool2x2_forward(_ptr(x), n * c, h, w, _ptr(out), _threads(x.numel()))
+        ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        n, c, h, w = x.shape
+        grad_in = torch.empty_like(x)
+        _load().maxpool2x2_backward(
+            _ptr(x), _ptr(grad_out), n * c, h, w, _ptr(grad_in), _threads(x.numel())
+        )
+        return grad_in

@@ -1,25 +1,30 @@
-"""2×2 max pooling (stride 2) for evaluation: four strided element-wise maxima, the values of
-``nn.MaxPool2d(2)`` several times faster on the CPU.
+"""2×2 max pooling (stride 2) with the numbers of ``nn.MaxPool2d(2)``, several times faster on
+the CPU.
 
-For a window with entries a = x[2i, 2j], b = x[2i, 2j+1], c = x[2i+1, 2j], d = x[2i+1, 2j+1],
-``maximum(maximum(a, b), maximum(c, d))`` is the window's maximum, as max_pool2d's is: the same
-value, NaN where the window holds a NaN. One thing can differ: where the maximum is a zero
-reached by entries of both signs, the sign of the zero returned (the vectorised maximum and
-max_pool2d's scan break that tie differently). −0 and +0 compare equal, and a signed zero
-changes no sum with a non-zero term, no ReLU and no softmax after it, so no prediction or
-metric tells them apart (tests/test_pooling.py compares a LeNet-5's evaluations both ways).
+torch's CPU max_pool2d is slow on small planes: on one thread of a 2-core Intel Xeon it took
+74 ms for a batch of 1,000 LeNet-5 first-layer activations (20×24×24), 39 % of a LeNet-5 run's
+evaluation in a profile, and about 5 ms of a 19 ms LeNet-5 training step (batch 100, 2
+threads). ``MaxPool2x2`` computes it by, in order of preference:
 
-torch's CPU max_pool2d took 74 ms on a batch of 1,000 LeNet-5 first-layer activations
-(20×24×24) on one thread of a 2-core Intel Xeon, this 11 ms; in a profile of a LeNet-5 run's
-evaluation, max_pool2d took 39 % of the time. In training (gradients needed) max_pool2d is kept: an autograd function routing
-the gradient as it does was slower than it. Rows and columns beyond an even size are dropped
-(floor mode), as by max_pool2d.
+  * the C kernel ``layers/pool_kernel.c`` (``fused.MaxPool2x2``), where the fused kernels are
+    available (CPU, float32) and the height and width are even (LeNet-5's are): torch's rule exactly (a window's entries scanned row by row, an
+    entry taken when larger than the running maximum or NaN; the gradient to the entry taken),
+    so outputs and gradients are the same bits, in training and in evaluation;
+  * without a C compiler and without gradients, ``max_pool_2x2``: four strided element-wise
+    maxima. The same values, NaN where a window holds one; the one difference is the sign of
+    a zero maximum reached by entries of both signs (−0 and +0 compare equal and change no sum
+    with a non-zero term, no ReLU and no softmax after them);
+  * otherwise (CUDA, where cuDNN's pooling is fast, or training without the C kernel) torch's.
+
+Rows and columns beyond an even size are dropped (floor mode), as by max_pool2d.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ..layers import fused
 
 
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
@@ -32,14 +37,15 @@ def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
 
 
 class MaxPool2x2(nn.MaxPool2d):
-    """``nn.MaxPool2d(2)`` that evaluates by ``max_pool_2x2`` when no gradient is needed (module
-    docstring); to everything that inspects the network (export, structured shrinking) an
-    ``nn.MaxPool2d`` with kernel 2 and stride 2."""
+    """``nn.MaxPool2d(2)`` computed as the module docstring says; to everything that inspects
+    the network (export, structured shrinking) an ``nn.MaxPool2d`` with kernel 2 and stride 2."""
 
     def __init__(self):
         super().__init__(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0 and fused.supports(x):
+            return fused.MaxPool2x2.apply(x)
         if x.is_cuda or (torch.is_grad_enabled() and x.requires_grad):
-            return super().forward(x)  # cuDNN's pooling is fast; training needs its gradient
+            return super().forward(x)
         return max_pool_2x2(x)
