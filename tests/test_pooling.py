@@ -15,7 +15,7 @@ from torch import nn
 from bbbprune.layers import fused
 from bbbprune.methods import BayesByBackprop, Deterministic
 from bbbprune.nets.models import build_model
-from bbbprune.nets.pooling import MaxPool2x2, max_pool_2x2
+from bbbprune.nets.pooling import MaxPool2x2, max_pool_2x2, with_torch_pooling
 
 needs_kernel = pytest.mark.skipif(not fused.available(), reason="no C compiler")
 
@@ -105,3 +105,15 @@ def test_a_lenet5_gives_the_same_logits_and_gradients_as_with_max_pool2d(method)
         F.cross_entropy(plain(x), torch.arange(64) % 10).backward()
         for (name, p), q in zip(model.named_parameters(), plain.parameters(), strict=True):
             assert torch.equal(p.grad, q.grad), name
+
+
+def test_with_torch_pooling_puts_back_nn_maxpool2d_with_the_same_outputs():
+    spec = {"name": "lenet5", "conv": [20, 50], "fc": 500, "input_shape": [1, 28, 28]}
+    model = build_model({**spec, "n_classes": 10}, Deterministic("sgd").layer_factory()).eval()
+    x = torch.relu(torch.randn(8, 1, 28, 28))
+    with torch.no_grad():
+        before = model(x)
+        with_torch_pooling(model)
+        assert torch.equal(model(x), before)
+    kinds = [type(m) for m in model.modules() if isinstance(m, nn.MaxPool2d)]
+    assert kinds == [nn.MaxPool2d, nn.MaxPool2d]

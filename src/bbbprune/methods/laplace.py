@@ -34,6 +34,7 @@ from ..layers import prunable_layers
 from ..layers.laplace import LaplaceConv2d, LaplaceLinear
 from ..nets.factory import LayerFactory
 from ..nets.plain import plain_copy
+from ..nets.pooling import with_torch_pooling
 from .base import Method
 
 HESSIAN_STRUCTURES = ("diag", "kron")
@@ -127,10 +128,10 @@ class LaplacePosterior(Method):
         loader = DataLoader(
             TensorDataset(data.x_train, data.y_train), batch_size=self.batch_size or batch_size
         )
-        # laplace-torch on a copy built of plain nn.Linear / nn.Conv2d (same names, same
-        # function): BackPACK computes the exact diagonal GGN of those without forming
-        # per-example Jacobians
-        plain = plain_copy(model)
+        # laplace-torch on a copy built of plain nn.Linear / nn.Conv2d / nn.MaxPool2d (same
+        # names, same function): BackPACK computes the exact diagonal GGN of those without
+        # forming per-example Jacobians
+        plain = with_torch_pooling(plain_copy(model))
         net, backend = plain, {}
         if self.hessian_structure == "diag":
             from laplace.curvature import BackPackGGN

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..layers import fused
+from .convert import replace_module
 
 
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
@@ -49,3 +50,13 @@ class MaxPool2x2(nn.MaxPool2d):
         if x.is_cuda or (torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)
         return max_pool_2x2(x)
+
+
+def with_torch_pooling(model: nn.Module) -> nn.Module:
+    """``model`` with every ``MaxPool2x2`` replaced, in place, by the ``nn.MaxPool2d(2)`` it
+    stands for: for libraries that look modules up by their exact class (BackPACK, under the
+    Laplace method). Outputs do not change."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, MaxPool2x2):
+            replace_module(model, name, nn.MaxPool2d(2))
+    return model
