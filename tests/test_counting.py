@@ -103,6 +103,7 @@ def test_lenet5_with_every_first_filter_removed_is_a_constant_network():
     no weight and computes no multiply-add (its output is the folded bias), and the rebuild is
     reported as collapsed rather than run (torch refuses a convolution with no filters)."""
     from bbbprune.deploy.complexity import compression_summary
+    from bbbprune.deploy.shrink import shrink_measurements
 
     net = LeNet5(FACTORY, (1, 28, 28), 10, conv=(4, 6), fc=12)
     _nonzero_weights(net)
@@ -115,6 +116,8 @@ def test_lenet5_with_every_first_filter_removed_is_a_constant_network():
     summary = compression_summary(net, torch.zeros(2, 1, 28, 28), measure_speed=True)
     assert summary["rebuild_collapsed"] and summary["macs_pruned"] == 0
     assert summary["filters_pruned"] == 0 and summary["channel_sparsity"] == 1
+    shrunk = shrink_measurements(net, torch.zeros(2, 1, 28, 28), repeats=3)
+    assert shrunk["shrunk_collapsed"] and "shrunk_latency_b1_ms" not in shrunk
 
 
 def test_unpruned_network_counts_every_weight():

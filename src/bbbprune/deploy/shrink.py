@@ -29,7 +29,7 @@ from ..layers import sampling
 from ..nets.models import MLP, LeNet5
 from ..nets.plain import plain_copy
 from ..nets.resnets import CifarResNet
-from .complexity import median_latency_ms
+from .complexity import empty_convolution, median_latency_ms
 from .structured import shrink as handwritten
 
 TRIAL_SIDES = (32, 28, 64, 224)  # image sides tried when no example input is given
@@ -152,20 +152,25 @@ def state_bytes(net: nn.Module) -> int:
 def shrink_measurements(model: nn.Module, x: torch.Tensor, repeats: int = 0) -> dict:
     """Size of ``shrink(model)`` (parameters; bytes stored densely, float32), the largest
     |output difference| from the masked model on ``x``, and with ``repeats`` > 0 the median
-    forward time of the shrunk network at batch 1 (ms)."""
+    forward time of the shrunk network at batch 1 (ms). A rebuild with a convolution left without
+    filters (the whole signal pruned away) is a constant network that torch cannot run: its size
+    is reported with ``shrunk_collapsed``, no difference and no time."""
     was = model.training
     model.eval()
     try:
         small = shrink(model, x[:1])
+        collapsed = empty_convolution(small)
         with torch.no_grad(), sampling(model, False):
-            diff = (model(x) - small(x)).abs().max().item()
+            diff = None if collapsed else (model(x) - small(x)).abs().max().item()
     finally:
         model.train(was)
     out = {
         "shrunk_params": sum(p.numel() for p in small.parameters()),
         "shrunk_bytes": state_bytes(small),
-        "shrunk_max_abs_diff": diff,
     }
+    if collapsed:
+        return out | {"shrunk_collapsed": True}
+    out["shrunk_max_abs_diff"] = diff
     if repeats > 0:
         out["shrunk_latency_b1_ms"] = median_latency_ms({"small": small}, x[:1], repeats)["small"]
     return out
