@@ -93,10 +93,7 @@ def test_a_lenet5_gives_the_same_logits_and_gradients_as_with_max_pool2d(method)
     torch.manual_seed(0)
     spec = {"name": "lenet5", "conv": [20, 50], "fc": 500, "input_shape": [1, 28, 28]}
     model = build_model({**spec, "n_classes": 10}, method.layer_factory()).eval()
-    plain = copy.deepcopy(model)  # the same weights, torch's own pooling
-    plain.features = nn.Sequential(
-        *[nn.MaxPool2d(2) if isinstance(m, MaxPool2x2) else m for m in plain.features]
-    )
+    plain = with_torch_pooling(copy.deepcopy(model))  # the same weights, torch's own pooling
     x = torch.relu(torch.randn(64, 1, 28, 28))  # image-like: many zero pixels
     with torch.no_grad():
         assert torch.equal(model(x), plain(x))

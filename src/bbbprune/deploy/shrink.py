@@ -159,18 +159,16 @@ def shrink_measurements(model: nn.Module, x: torch.Tensor, repeats: int = 0) -> 
     model.eval()
     try:
         small = shrink(model, x[:1])
-        collapsed = empty_convolution(small)
+        out = {
+            "shrunk_params": sum(p.numel() for p in small.parameters()),
+            "shrunk_bytes": state_bytes(small),
+        }
+        if empty_convolution(small):
+            return out | {"shrunk_collapsed": True}
         with torch.no_grad(), sampling(model, False):
-            diff = None if collapsed else (model(x) - small(x)).abs().max().item()
+            out["shrunk_max_abs_diff"] = (model(x) - small(x)).abs().max().item()
     finally:
         model.train(was)
-    out = {
-        "shrunk_params": sum(p.numel() for p in small.parameters()),
-        "shrunk_bytes": state_bytes(small),
-    }
-    if collapsed:
-        return out | {"shrunk_collapsed": True}
-    out["shrunk_max_abs_diff"] = diff
     if repeats > 0:
         out["shrunk_latency_b1_ms"] = median_latency_ms({"small": small}, x[:1], repeats)["small"]
     return out

@@ -16,7 +16,7 @@ LeNet-300-100 training step; ``svd_kl`` computes the sum and its gradient in one
 (``SparseVDKL``). Only rounding differs from the eager path (no random numbers involved).
 
 ``pool_kernel.c`` is 2×2 max pooling with the results of torch's CPU max_pool2d, forward and
-backward, in one pass each (``MaxPool2x2``, used by bbbprune.nets.pooling).
+backward, in one pass each (``FusedMaxPool2x2``, used by bbbprune.nets.pooling).
 """
 
 from __future__ import annotations
@@ -259,10 +259,11 @@ class SparseVDKL(torch.autograd.Function):
         return grad_theta * grad_kl, grad_ls2 * grad_kl, None, None
 
 
-class MaxPool2x2(torch.autograd.Function):
-    """x (N, C, H, W), H and W even → max_pool2d(x, 2) by ``pool_kernel.c``: the same outputs and gradients
-    as torch's CPU kernel. The backward pass scans x again for the entry each window took (x is
-    kept alive anyway: it is the ReLU's output, which the ReLU's backward pass needs)."""
+class FusedMaxPool2x2(torch.autograd.Function):
+    """x (N, C, H, W), H and W even → max_pool2d(x, 2) by ``pool_kernel.c``: the same outputs
+    and gradients as torch's CPU kernel. The backward pass scans x again for the entry each
+    window took (x is kept alive anyway: it is the ReLU's output, which the ReLU's backward pass
+    needs)."""
 
     @staticmethod
     def forward(ctx, x):

@@ -6,10 +6,11 @@ torch's CPU max_pool2d is slow on small planes: on one thread of a 2-core Intel 
 evaluation in a profile, and about 5 ms of a 19 ms LeNet-5 training step (batch 100, 2
 threads). ``MaxPool2x2`` computes it by, in order of preference:
 
-  * the C kernel ``layers/pool_kernel.c`` (``fused.MaxPool2x2``), where the fused kernels are
-    available (CPU, float32) and the height and width are even (LeNet-5's are): torch's rule exactly (a window's entries scanned row by row, an
-    entry taken when larger than the running maximum or NaN; the gradient to the entry taken),
-    so outputs and gradients are the same bits, in training and in evaluation;
+  * the C kernel ``layers/pool_kernel.c`` (``fused.FusedMaxPool2x2``), where the fused kernels
+    are available (CPU, float32) and the height and width are even (LeNet-5's are): torch's
+    rule exactly (a window's entries scanned row by row, an entry taken when larger than the
+    running maximum or NaN; the gradient to the entry taken), so outputs and gradients are the
+    same bits, in training and in evaluation;
   * without a C compiler and without gradients, ``max_pool_2x2``: four strided element-wise
     maxima. The same values, NaN where a window holds one; the one difference is the sign of
     a zero maximum reached by entries of both signs (−0 and +0 compare equal and change no sum
@@ -46,7 +47,7 @@ class MaxPool2x2(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4 and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0 and fused.supports(x):
-            return fused.MaxPool2x2.apply(x)
+            return fused.FusedMaxPool2x2.apply(x)
         if x.is_cuda or (torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)
         return max_pool_2x2(x)
