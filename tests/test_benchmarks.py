@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from bbbprune.layers import bayes_layers, kl_divergence
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,6 +86,7 @@ def test_benchmarks_file_is_assembled(tmp_path):
     assert positions == sorted(positions)
     assert re.search(r"overhead target <= 1\.10: (met|not met)", text)
     assert re.search(r"SGD step = \d+\.\d\d  \(target <= 1\.5x: (met|not met)\)", text)
+    assert re.search(r"floor \(bbb-floor: .*\) / SGD step = \d+\.\d\d", text)
     assert len(re.findall(r"target <= 1\.2x: (met|not met)", text)) == 2
     assert not list(tmp_path.glob(".benchmarks.txt.*"))  # no temporary file left
 
@@ -92,3 +96,28 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_bbb_floor_sampler_moves_memory_only():
+    """The BBB step's lower bound replaces each layer's sampler by w = μ + ρ, with dL/dμ = dL/dw
+    and dL/dρ = dL/dw (a copy): no draws, no KL, and both parameters still reach Adam."""
+    bench = load_script("bench_bbb_step")
+    mu = torch.randn(3, 4, requires_grad=True)
+    rho = torch.randn(3, 4, requires_grad=True)
+    w = bench.FloorSample.apply(mu, rho)
+    assert torch.equal(w, mu + rho)
+    g = torch.randn(3, 4)
+    w.backward(g)
+    assert torch.equal(mu.grad, g) and torch.equal(rho.grad, g)
+
+    model, loss_fn = bench.floor()
+    model.train()
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    first = model(x)
+    assert torch.equal(model(x), first)  # nothing random left
+    assert kl_divergence(model).item() == 0.0
+    loss_fn(x, y).backward()
+    layers = bayes_layers(model)
+    assert len(layers) == 3
+    assert all(layer.weight_rho.grad is not None for layer in layers)
+    assert all(torch.equal(layer.weight_rho.grad, layer.weight_mu.grad) for layer in layers)
