@@ -158,9 +158,10 @@ def variants():
 def ratio_to_sgd(times: dict, name: str) -> tuple[float, list[float]]:
     """The median step time of ``name`` over SGD's, and the sorted ratios within each round (the
     two timed one after the other): their spread says how far the median can be trusted on a
-    shared machine."""
-    per_round = sorted(v / s for v, s in zip(times[name], times["sgd"], strict=True))
-    return statistics.median(times[name]) / statistics.median(times["sgd"]), per_round
+    shared machine. Both are rounded to the two decimals printed, so a verdict judges what is shown.
+    """
+    per_round = sorted(round(v / s, 2) for v, s in zip(times[name], times["sgd"], strict=True))
+    return round(statistics.median(times[name]) / statistics.median(times["sgd"]), 2), per_round
 
 
 def main() -> None:
@@ -204,7 +205,7 @@ def main() -> None:
     )
     for name, t in times.items():
         med = statistics.median(t)
-        ratio = med / base
+        ratio = round(med / base, 2)
         target = ""
         if name == "bbb-floor":
             target = "   (bound: memory traffic and Adam only)"
