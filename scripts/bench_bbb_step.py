@@ -17,8 +17,9 @@ Network 784-1200-1200-10, batch 128, random MNIST-sized inputs, the project's de
                   installed
 Each variant runs ``--steps`` steps per round; rounds alternate between variants and the median
 is reported with its ratio to the SGD step; each bbbprune BBB variant is held to the target
-ratio <= 1.5 (met / not met is printed); bbb-floor is printed as a bound, not held to it. Install the peers with ``make benchmark`` (it installs
-them with --no-deps). Prints; asserts nothing about time.
+ratio <= 1.5 (met / not met is printed); bbb-floor is printed as a bound, not held to it.
+Install the peers with ``make benchmark`` (it installs them with --no-deps). Prints; asserts
+nothing about time.
 """
 
 from __future__ import annotations
@@ -198,14 +199,13 @@ def main() -> None:
             t0 = time.perf_counter()
             steps(name, args.steps)
             times[name].append((time.perf_counter() - t0) / args.steps * 1000)
-    base = statistics.median(times["sgd"])
     print(
         f"784-1200-1200-10, batch {BATCH}, Adam {ADAM}, {torch.get_num_threads()} threads, "
         f"{args.rounds} rounds × {args.steps} steps; median ms per step and ratio to SGD:"
     )
     for name, t in times.items():
         med = statistics.median(t)
-        ratio = round(med / base, 2)
+        ratio, _ = ratio_to_sgd(times, name)
         target = ""
         if name == "bbb-floor":
             target = "   (bound: memory traffic and Adam only)"
